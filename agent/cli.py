@@ -1,0 +1,222 @@
+"""The `agent` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from inference import EngineError
+
+from . import __version__
+from .errors import AgentError
+
+
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command name. Only the top-level parser
+    holds defaults: a subcommand's parser must not overwrite a value given before it."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", metavar="FILE", default=default(None),
+                        help="GGUF model to use (default: SmolLM2-135M-Instruct, fetched on first use)")
+    common.add_argument("--device", default=default("auto"), choices=["auto", "cpu", "cuda"],
+                        help="where to run the model (auto: CUDA when present)")
+    common.add_argument("--ctx", type=int, metavar="N", default=default(None),
+                        help="context size in tokens (default: the model's, at most 32768)")
+    common.add_argument("--weights", default=default("auto"), choices=["auto", "packed", "dense"],
+                        help="packed: keep GGUF blocks and use the CPU kernels; dense: dequantize at load (auto: packed on CPU)")
+    common.add_argument("--chat-template", metavar="FILE", default=default(None),
+                        help="a jinja chat template to use instead of the model's own")
+    common.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks for errors")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(defaults=False)
+    parser = argparse.ArgumentParser(prog="agent", description="A coding agent that runs a local GGUF model in-process.",
+                                     parents=[_common_options(defaults=True)])
+    parser.add_argument("--version", action="version", version=f"mtp-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gen = sub.add_parser("generate", parents=[common], help="stream a completion for a prompt to stdout")
+    gen.add_argument("prompt", help="the prompt text ('-' reads it from stdin)")
+    gen.add_argument("--chat", action="store_true", help="wrap the prompt as a user message in the model's chat template")
+    gen.add_argument("--system", help="system message (with --chat)")
+    gen.add_argument("-n", "--max-tokens", type=int, default=512, help="most tokens to generate (default 512)")
+    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    gen.add_argument("--top-k", type=int, default=0)
+    gen.add_argument("--top-p", type=float, default=1.0)
+    gen.add_argument("--min-p", type=float, default=0.0)
+    gen.add_argument("--repeat-penalty", type=float, default=1.0)
+    gen.add_argument("--seed", type=int, help="seed for sampling (same seed, same output)")
+    gen.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable)")
+    gen.add_argument("--stats", action="store_true", help="print speed and memory to stderr at the end")
+
+    bench = sub.add_parser("bench", parents=[common], help="measure prefill and decode speed, or perplexity")
+    bench.add_argument("--prefill", type=int, default=512, metavar="N", help="prompt tokens per run (default 512)")
+    bench.add_argument("--decode", type=int, default=128, metavar="N", help="generated tokens per run (default 128)")
+    bench.add_argument("--runs", type=int, default=3, help="measured runs; medians are reported (default 3)")
+    bench.add_argument("--prompt-file", metavar="FILE", help="text to take the prompt tokens from")
+    bench.add_argument("--ppl", metavar="FILE", help="report perplexity over this text file instead")
+    bench.add_argument("--ppl-ctx", type=int, default=512, metavar="N", help="perplexity window in tokens (default 512)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    models_sub.add_parser("pull", parents=[common], help="fetch the default model into the cache")
+    models_sub.add_parser("list", parents=[common], help="models in the cache")
+    info = models_sub.add_parser("info", parents=[common], help="architecture, size, types and memory needs of a GGUF")
+    info.add_argument("file", nargs="?", help="the GGUF file (default: --model, else the default model)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except (AgentError, EngineError) as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"agent: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agent: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load_engine(args: argparse.Namespace):
+    from inference import Engine
+
+    from .model_store import resolve_model
+
+    template = None
+    if args.chat_template:
+        try:
+            template = Path(args.chat_template).read_text(encoding="utf-8")
+        except OSError as e:
+            raise AgentError(f"cannot read --chat-template {args.chat_template}: {e.strerror}") from e
+    path = resolve_model(args.model)
+    start = time.perf_counter()
+    engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template)
+    return engine, path, time.perf_counter() - start
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from inference import SamplingParams
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    sampling = SamplingParams(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                              repetition_penalty=args.repeat_penalty, seed=args.seed)
+    engine, _, _ = _load_engine(args)
+    if args.chat:
+        messages = ([{"role": "system", "content": args.system}] if args.system else []) + [{"role": "user", "content": prompt}]
+        stream = engine.stream(messages=messages, sampling=sampling, max_new_tokens=args.max_tokens, stop=args.stop)
+    else:
+        stream = engine.stream(prompt, sampling=sampling, max_new_tokens=args.max_tokens, stop=args.stop)
+    for delta in stream:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    if args.stats:
+        s = stream.completion.stats
+        print(f"[{s.prompt_tokens} prompt tokens at {s.prefill_tokens_per_second:.1f} tok/s, "
+              f"{s.generated_tokens} generated at {s.decode_tokens_per_second:.1f} tok/s, "
+              f"peak memory {s.peak_memory_bytes / 2**20:.0f} MiB, stopped by {stream.completion.finish_reason}]",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import perplexity, run_bench
+
+    engine, path, load_seconds = _load_engine(args)
+    if args.ppl:
+        text = _read_text(args.ppl, "--ppl")
+        r = perplexity(engine, text, args.ppl_ctx)
+        if args.json:
+            print(json.dumps({"model": path.name, "perplexity": r.perplexity, "scored_tokens": r.scored_tokens,
+                              "windows": r.windows, "context": r.context, "seconds": round(r.seconds, 3)}))
+        else:
+            print(f"perplexity {r.perplexity:.4f} over {r.scored_tokens} tokens of {args.ppl} "
+                  f"({r.windows} windows of {r.context} tokens; the second half of each window is scored) in {r.seconds:.1f} s")
+        return 0
+    text = _read_text(args.prompt_file, "--prompt-file") if args.prompt_file else None
+    r = run_bench(engine, path, load_seconds, args.prefill, args.decode, args.runs, text=text)
+    if args.json:
+        print(json.dumps(r.as_dict()))
+        return 0
+    print(f"model    {r.model} on {r.device} ({r.dtype}, {r.weights} weights, {r.threads} threads), loaded in {r.load_seconds:.2f} s")
+    print(f"prefill  {r.prefill_tokens_per_second:8.1f} tok/s   ({r.prefill_tokens} tokens; median of {r.runs}: {r.prefill_runs})")
+    print(f"decode   {r.decode_tokens_per_second:8.1f} tok/s   ({r.decode_tokens} tokens; median of {r.runs}: {r.decode_runs})")
+    print(f"peak RSS {r.peak_rss_bytes / 2**20:8.0f} MiB" if r.device == "cpu" else f"peak GPU {r.peak_rss_bytes / 2**20:8.0f} MiB")
+    return 0
+
+
+def _read_text(path: str, flag: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise AgentError(f"cannot read {flag} {path}: {e.strerror}") from e
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import model_store
+
+    if args.models_command == "pull":
+        path, fetched = model_store.pull(show_progress=sys.stderr.isatty())
+        print(f"{'fetched' if fetched else 'already present'}: {path}")
+        return 0
+    if args.models_command == "list":
+        models = model_store.list_models()
+        if not models:
+            print(f"no models in {model_store.models_dir()}; run 'agent models pull'")
+        for path in models:
+            default = "  (default)" if path == model_store.default_model_path() else ""
+            print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path}{default}")
+        return 0
+    return _models_info(args)
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from inference.gguf_file import GGUFFile
+    from inference.model_info import dense_bytes_per_value, describe
+
+    from .model_store import resolve_model
+
+    info = describe(GGUFFile(resolve_model(args.file or args.model)))
+    ctx = args.ctx or info.context_length or 4096
+    mib = lambda n: f"{n / 2**20:,.1f} MiB"  # noqa: E731
+    print(f"file           {info.path} ({mib(info.file_bytes)})")
+    if info.name:
+        print(f"name           {info.name}")
+    print(f"architecture   {info.architecture}" + ("" if info.supported else "  (not supported by this engine)"))
+    print(f"parameters     {info.parameters / 1e6:,.1f}M")
+    if info.n_layer:
+        print(f"shape          {info.n_layer} layers, d_model {info.d_model}, heads {info.n_head} (kv {info.n_head_kv}), head_dim {info.head_dim}")
+    print(f"context length {info.context_length}")
+    print(f"vocabulary     {info.vocab_size} tokens, {info.tokenizer or 'no tokenizer'}; chat template: {'yes' if info.has_chat_template else 'no'}")
+    print(f"MTP block      {'yes (' + str(info.mtp_layers) + ' layer' + ('s' if info.mtp_layers > 1 else '') + ')' if info.mtp_layers else 'no'}")
+    types = ", ".join(f"{name} x{count} ({mib(size)})" for name, (count, size) in info.tensor_types.items())
+    print(f"tensor types   {types}")
+    weights = info.weight_bytes()
+    for device, label in (("cpu", "CPU (packed weights, fp32 KV)"), ("cuda", "GPU (bf16 weights and KV)")):
+        per_value = dense_bytes_per_value(device)
+        w = weights if device == "cpu" else info.parameters * per_value
+        kv = info.kv_cache_bytes(ctx, per_value)
+        print(f"memory at {ctx} tokens on {label}: weights {mib(w)} + KV cache {mib(kv)} = {mib(w + kv)}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "bench": cmd_bench, "models": cmd_models}

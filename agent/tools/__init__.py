@@ -1,0 +1,1 @@
+"""The agent's tools (read, edit, search, shell, git), one plain function each."""

@@ -1,0 +1,227 @@
+"""The public face of the engine: load a GGUF model on a device, then generate text from a prompt,
+chat messages or token ids, streamed as text deltas."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from . import kernels
+from .chat_template import ChatTemplate
+from .errors import ChatTemplateError, EngineError
+from .generate import GenerationStats, TokenLoop, prefill
+from .gguf_file import GGUFFile
+from .kv_cache import KVCache
+from .models import load_model
+from .sampling import Sampler, SamplingParams
+from .tokenizer import Tokenizer
+
+DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise EngineError(f"unknown device '{name}'; use auto, cpu or cuda")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineError(
+            f"--device {name} was asked for, but this torch ({torch.__version__}) sees no CUDA GPU; "
+            "install a CUDA build of torch or use --device cpu"
+        )
+    return torch.device(name)
+
+
+def compute_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs. float32 on CPU: without AVX512-BF16/AMX a bf16 GEMM runs ~7x slower than
+    fp32 (measured 16 vs 120 GFLOP/s on a Zen 3, see docs/benchmarks.md), and decode reads the
+    weights in their packed GGUF form anyway."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    finish_reason: str  # "eos", "stop" (a stop string) or "length"
+    stats: GenerationStats
+
+
+class StopStrings:
+    """Cuts the text stream at the first stop string, holding back any tail that might be the
+    start of one so that no part of a stop string is ever emitted."""
+
+    def __init__(self, stops: Sequence[str]):
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, delta: str) -> str:
+        self.pending += delta
+        hits = [i for i in (self.pending.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self.stopped = True
+            out, self.pending = self.pending[: min(hits)], ""
+            return out
+        hold = max((k for s in self.stops for k in range(1, len(s)) if self.pending.endswith(s[:k])), default=0)
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out):]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class Generation:
+    """An iterator of text deltas; after it is exhausted, `completion` holds the result."""
+
+    def __init__(self, loop: TokenLoop, tokenizer: Tokenizer, stop: Sequence[str], device: torch.device):
+        self._loop = loop
+        self._tokenizer = tokenizer
+        self._stop = StopStrings(stop)
+        self._device = device
+        self.completion: Completion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        decoder = self._tokenizer.stream_decoder(skip_special=True)
+        tokens: list[int] = []
+        text_parts: list[str] = []
+        tokens_iter = iter(self._loop)
+        for token in tokens_iter:
+            tokens.append(token)
+            delta = self._stop.feed(decoder.push(token))
+            if delta:
+                text_parts.append(delta)
+                yield delta
+            if self._stop.stopped:
+                tokens_iter.close()
+                break
+        if not self._stop.stopped:
+            tail = self._stop.feed(decoder.flush()) + self._stop.flush()
+            if tail:
+                text_parts.append(tail)
+                yield tail
+        stats = self._loop.stats
+        stats.peak_memory_bytes = peak_memory_bytes(self._device)
+        reason = "stop" if self._stop.stopped else (self._loop.finish_reason or "length")
+        self.completion = Completion("".join(text_parts), tokens, reason, stats)
+
+    def collect(self) -> Completion:
+        for _ in self:
+            pass
+        assert self.completion is not None
+        return self.completion
+
+
+class Engine:
+    """A loaded model with its tokenizer, chat template and KV cache (one sequence at a time)."""
+
+    def __init__(self, gguf: GGUFFile, model: torch.nn.Module, tokenizer: Tokenizer,
+                 chat_template: ChatTemplate | None, device: torch.device, dtype: torch.dtype,
+                 n_ctx: int, packed_weights: bool):
+        self.gguf, self.model, self.tokenizer, self.chat_template = gguf, model, tokenizer, chat_template
+        self.device, self.dtype, self.packed_weights = device, dtype, packed_weights
+        cfg = model.cfg
+        self.cache = KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, n_ctx, dtype, device)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
+             chat_template: str | None = None) -> "Engine":
+        """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
+        "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU."""
+        if weights not in ("auto", "packed", "dense"):
+            raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
+        dev = resolve_device(device)
+        dtype = compute_dtype(dev)
+        packed = weights != "dense" and dev.type == "cpu" and kernels.cpu is not None
+        if weights == "packed" and not packed:
+            raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension) and --device cpu")
+        if dev.type == "cpu" and kernels.cpu is not None:
+            kernels.cpu.set_num_threads(torch.get_num_threads())
+        gguf = GGUFFile(path)
+        tokenizer = Tokenizer.from_gguf(gguf)
+        with torch.inference_mode():
+            model = load_model(gguf, dev, dtype, packed)
+        ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
+        if ctx < 2:
+            raise EngineError(f"context size must be at least 2 tokens, got {ctx}")
+        template = cls._chat_template(gguf, tokenizer, chat_template)
+        return cls(gguf, model, tokenizer, template, dev, dtype, ctx, packed)
+
+    @staticmethod
+    def _chat_template(gguf: GGUFFile, tokenizer: Tokenizer, override: str | None) -> ChatTemplate | None:
+        source, origin = override, "chat template given with --chat-template"
+        if source is None:
+            source, origin = gguf.get("tokenizer.chat_template"), f"chat template of {gguf.path.name}"
+        if source is None:
+            return None
+        special = tokenizer.special
+        token_text = lambda i: tokenizer.decode([i]) if i is not None and i < tokenizer.vocab_size else ""  # noqa: E731
+        return ChatTemplate(source, token_text(special.bos), token_text(special.eos), origin)
+
+    # -- prompts ----------------------------------------------------------------------------
+
+    def chat_prompt(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                    add_generation_prompt: bool = True, **template_args: Any) -> list[int]:
+        if self.chat_template is None:
+            raise ChatTemplateError(
+                f"{self.gguf.path.name} has no chat template; pass one with --chat-template FILE or use a plain prompt"
+            )
+        text = self.chat_template.render(messages, tools, add_generation_prompt, **template_args)
+        return self.tokenizer.encode(text, add_special=False, parse_special=True)
+
+    def _prompt_ids(self, prompt: str | Sequence[int] | None, messages: list[dict[str, Any]] | None,
+                    tools: list[dict[str, Any]] | None) -> list[int]:
+        if (prompt is None) == (messages is None):
+            raise EngineError("give either a prompt (text or token ids) or chat messages")
+        if messages is not None:
+            return self.chat_prompt(messages, tools)
+        if isinstance(prompt, str):
+            return self.tokenizer.encode(prompt, add_special=True)
+        ids = [int(t) for t in prompt]
+        bad = [t for t in ids if not 0 <= t < self.tokenizer.vocab_size]
+        if bad:
+            raise EngineError(f"token ids out of range for a {self.tokenizer.vocab_size}-token vocabulary: {bad[:5]}")
+        return ids
+
+    # -- generation ---------------------------------------------------------------------------
+
+    def stream(self, prompt: str | Sequence[int] | None = None, *, messages: list[dict[str, Any]] | None = None,
+               tools: list[dict[str, Any]] | None = None, sampling: SamplingParams | None = None,
+               max_new_tokens: int = 512, stop: Sequence[str] = (), ignore_eos: bool = False) -> Generation:
+        ids = self._prompt_ids(prompt, messages, tools)
+        if not ids:
+            raise EngineError("the prompt is empty")
+        end = frozenset() if ignore_eos else frozenset(t for t in (self.tokenizer.special.eos, self.tokenizer.special.eot) if t is not None)
+        loop = TokenLoop(self.model, self.cache, ids, Sampler(sampling or SamplingParams(), self.device),
+                         max_new_tokens, end)
+        return Generation(loop, self.tokenizer, stop, self.device)
+
+    def generate(self, prompt: str | Sequence[int] | None = None, **kwargs: Any) -> Completion:
+        return self.stream(prompt, **kwargs).collect()
+
+    def logits(self, token_ids: Sequence[int]) -> torch.Tensor:
+        """Logits [len(token_ids), vocab] of every position, computed from an empty cache."""
+        ids = self._prompt_ids(list(token_ids), None, None)
+        self.cache.truncate(0)
+        return prefill(self.model, self.cache, ids, logits_for="all")
+
+    def reset(self) -> None:
+        """Forget the cached prompt prefix (the next prompt is computed from scratch)."""
+        self.cache.truncate(0)
+

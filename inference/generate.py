@@ -1,0 +1,117 @@
+"""The generation steps as plain functions: prefill a prompt (reusing whatever prefix the cache
+already holds), run one decode step, and the token loop with its stop conditions."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .kv_cache import KVCache
+from .sampling import Sampler
+
+PREFILL_CHUNK = 512
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0  # prompt prefix found in the KV cache, not recomputed
+    generated_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    peak_memory_bytes: int = 0
+
+    @property
+    def prefill_tokens_per_second(self) -> float:
+        computed = self.prompt_tokens - self.reused_prompt_tokens
+        return computed / self.prefill_seconds if self.prefill_seconds > 0 else 0.0
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        # the first generated token comes from the prefill's logits; each later one costs a step
+        steps = max(self.generated_tokens - 1, 0)
+        return steps / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "reused_prompt_tokens": self.reused_prompt_tokens,
+            "generated_tokens": self.generated_tokens,
+            "prefill_seconds": round(self.prefill_seconds, 4),
+            "decode_seconds": round(self.decode_seconds, 4),
+            "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 2),
+            "decode_tokens_per_second": round(self.decode_tokens_per_second, 2),
+            "peak_memory_bytes": self.peak_memory_bytes,
+        }
+
+
+@torch.inference_mode()
+def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str = "last") -> torch.Tensor:
+    """Make the cache hold exactly `tokens` and return the logits of the last one (or of every
+    newly computed position with logits_for="all"). Positions whose tokens already match are kept."""
+    keep = cache.common_prefix(tokens)
+    if keep == len(tokens):
+        keep -= 1  # the last token's logits are needed, so recompute at least it
+    cache.truncate(keep)
+    cache.check_room(len(tokens) - keep)
+    outputs = []
+    for start in range(keep, len(tokens), PREFILL_CHUNK):
+        chunk = tokens[start : start + PREFILL_CHUNK]
+        ids = torch.tensor(chunk, dtype=torch.long, device=model.device)
+        logits, _ = model(ids, start, cache, logits_for)
+        cache.tokens.extend(chunk)
+        outputs.append(logits)
+    return torch.cat(outputs) if logits_for == "all" else outputs[-1][-1]
+
+
+@torch.inference_mode()
+def decode_step(model: nn.Module, cache: KVCache, token: int) -> torch.Tensor:
+    cache.check_room(1)
+    ids = torch.tensor([token], dtype=torch.long, device=model.device)
+    logits, _ = model(ids, cache.length, cache)
+    cache.tokens.append(token)
+    return logits[-1]
+
+
+@dataclass
+class TokenLoop:
+    """Yields generated token ids until an end-of-generation token, the token budget, or the
+    caller stops iterating. `stats` and `finish_reason` are filled in as it runs."""
+
+    model: nn.Module
+    cache: KVCache
+    prompt: list[int]
+    sampler: Sampler
+    max_new_tokens: int
+    end_tokens: frozenset[int]
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    finish_reason: str | None = None
+
+    def __iter__(self) -> Iterator[int]:
+        stats = self.stats
+        stats.prompt_tokens = len(self.prompt)
+        stats.reused_prompt_tokens = min(self.cache.common_prefix(self.prompt), len(self.prompt) - 1)
+        start = time.perf_counter()
+        logits = prefill(self.model, self.cache, self.prompt)
+        history = list(self.prompt)
+        token = self.sampler(logits, history)
+        stats.prefill_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        while True:
+            history.append(token)
+            stats.generated_tokens += 1
+            if token in self.end_tokens:
+                self.finish_reason = "eos"
+                break
+            yield token
+            if stats.generated_tokens >= self.max_new_tokens:
+                self.finish_reason = "length"
+                break
+            logits = decode_step(self.model, self.cache, token)
+            token = self.sampler(logits, history)
+            stats.decode_seconds = time.perf_counter() - start
+        stats.decode_seconds = time.perf_counter() - start

@@ -1,0 +1,134 @@
+"""Weights as the model sees them: linear layers and embeddings built from GGUF tensors.
+
+Two storage formats, chosen per device when the model is loaded:
+- dense: dequantized once into the compute dtype (GPU, and the CPU reference path);
+- packed: the GGUF blocks as they are in the file, multiplied by the CPU kernels. Decode-sized
+  inputs (a few rows) use the fused kernel; larger ones dequantize into a scratch buffer and use
+  BLAS. The model code does not know which one it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as QType
+from torch import nn
+
+from . import kernels
+from .gguf_file import TensorInfo
+from .quants import check_supported, dequantize
+
+# Up to this many rows the fused kernel beats dequantize + GEMM (measured on a 2-core Zen 3;
+# see docs/benchmarks.md). Decode and speculative verify batches both stay under it.
+PACKED_MAX_ROWS = 8
+
+
+def packed_kernel_available(qtype: QType, n_cols: int) -> bool:
+    cpu = kernels.cpu
+    return cpu is not None and int(qtype) in cpu.supported_types() and n_cols % GGML_QUANT_SIZES[qtype][0] == 0
+
+
+def load_dense(info: TensorInfo, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Dequantize one tensor on its target device (the raw bytes travel, not fp32 values)."""
+    check_supported(info.qtype, info.name)
+    raw = info.raw().to(device)
+    values = dequantize(raw, info.qtype, info.shape, info.name)
+    if info.rows is not None and len(info.shape) == 1:
+        values = values[info.rows.to(device)]
+    return values.to(dtype)
+
+
+class DenseLinear(nn.Module):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class PackedLinear(nn.Module):
+    """y = x @ W^T + b with W kept as GGUF blocks [out_features, row_bytes] on the CPU."""
+
+    def __init__(self, blocks: torch.Tensor, qtype: QType, in_features: int, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("blocks", blocks.contiguous(), persistent=False)
+        self.qtype = qtype
+        self._qtype_id = int(qtype)
+        self.in_features = in_features
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+
+    @property
+    def out_features(self) -> int:
+        return self.blocks.shape[0]
+
+    def dequantized(self) -> torch.Tensor:
+        out = torch.empty(self.out_features, self.in_features, dtype=torch.float32)
+        kernels.cpu.dequantize(int(self.qtype), self.blocks.data_ptr(), out.data_ptr(),
+                               self.out_features, self.in_features, self.blocks.shape[1])
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [n_rows, in_features] float32."""
+        n_rows = x.shape[0]
+        if n_rows > PACKED_MAX_ROWS:
+            return F.linear(x, self.dequantized(), self.bias)
+        x = x.contiguous()
+        out = torch.empty(n_rows, self.out_features, dtype=torch.float32)
+        kernels.cpu.matmul(self._qtype_id, x.data_ptr(), self.blocks.data_ptr(), out.data_ptr(),
+                           n_rows, self.out_features, self.in_features, self.blocks.shape[1])
+        return out if self.bias is None else out.add_(self.bias)
+
+
+def build_linear(
+    weights: Sequence[TensorInfo],
+    biases: Sequence[TensorInfo] | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    packed: bool,
+) -> nn.Module:
+    """One linear layer from one or more GGUF tensors stacked along the output dimension
+    (q, k and v become one matmul; so do gate and up)."""
+    in_features = weights[0].shape[-1]
+    bias = torch.cat([load_dense(b, device, dtype) for b in biases]) if biases else None
+    qtypes = {w.qtype for w in weights}
+    if packed and len(qtypes) == 1 and packed_kernel_available(weights[0].qtype, in_features):
+        blocks = torch.cat([w.raw() for w in weights]) if len(weights) > 1 else weights[0].raw().clone()
+        return PackedLinear(blocks, weights[0].qtype, in_features, bias)
+    weight = torch.cat([load_dense(w, device, dtype) for w in weights])
+    return DenseLinear(weight, bias)
+
+
+class Embedding(nn.Module):
+    """Token embeddings; packed tables dequantize only the rows that are looked up."""
+
+    def __init__(self, info: TensorInfo, device: torch.device, dtype: torch.dtype, packed: bool):
+        super().__init__()
+        self.dtype = dtype
+        self.qtype = info.qtype
+        self.dim = info.shape[-1]
+        check_supported(info.qtype, info.name)
+        self.packed = packed and packed_kernel_available(info.qtype, self.dim)
+        if self.packed:
+            self.register_buffer("table", info.raw().clone(), persistent=False)
+        else:
+            self.register_buffer("table", load_dense(info, device, dtype), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if not self.packed:
+            return self.table[ids]
+        rows = self.table[ids.reshape(-1)]
+        return dequantize(rows, self.qtype, (*ids.shape, self.dim)).to(self.dtype)
+
+    def as_output_layer(self) -> nn.Module:
+        """The same table used as the LM head (tied embeddings), without a copy."""
+        if self.packed:
+            return PackedLinear(self.table, self.qtype, self.dim)
+        return DenseLinear(self.table)
