@@ -1,0 +1,94 @@
+"""The C kernels against slow, obvious torch references."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as QType
+
+from inference import kernels, ops
+from inference.quants import SUPPORTED_TYPES, dequantize
+from test_quants import reference_blocks
+
+X86_AVX2 = platform.machine().lower() in ("x86_64", "amd64") and torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+
+
+def test_kernels_are_built_where_they_can_be():
+    """On x86-64 with AVX2 (CI's machines) a missing extension is a build failure, not an option."""
+    if X86_AVX2:
+        assert kernels.cpu is not None, "inference.kernels._cpu did not build; the engine would fall back to slow dense weights"
+    else:
+        assert kernels.cpu is None
+
+
+needs_kernels = pytest.mark.skipif(kernels.cpu is None, reason="the C kernels need x86-64 with AVX2")
+
+
+def packed_matrix(qtype: QType, rows: int, cols: int, seed: int) -> torch.Tensor:
+    block_size = GGML_QUANT_SIZES[qtype][0]
+    raw = reference_blocks(qtype, rows * cols // block_size, np.random.default_rng(seed))
+    return torch.from_numpy(raw.reshape(rows, -1).copy())
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", SUPPORTED_TYPES, ids=lambda t: t.name)
+def test_dequantize_kernel_is_bit_exact(qtype: QType):
+    rows, cols = 48, 512
+    w = packed_matrix(qtype, rows, cols, int(qtype))
+    expected = dequantize(w, qtype, (rows, cols))
+    out = torch.empty(rows, cols)
+    kernels.cpu.dequantize(int(qtype), w.data_ptr(), out.data_ptr(), rows, cols, w.shape[1])
+    assert torch.equal(out.view(torch.int32), expected.view(torch.int32))
+
+
+@needs_kernels
+@pytest.mark.parametrize("qtype", SUPPORTED_TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("n_rows", [1, 2, 3, 4, 5, 8, 9])
+def test_matmul_kernel_matches_dense_matmul(qtype: QType, n_rows: int):
+    out_features, in_features = 40, 512
+    w = packed_matrix(qtype, out_features, in_features, int(qtype) + 7)
+    x = torch.randn(n_rows, in_features, generator=torch.Generator().manual_seed(n_rows))
+    expected = x.double() @ dequantize(w, qtype, (out_features, in_features)).double().T
+    y = torch.empty(n_rows, out_features)
+    kernels.cpu.matmul(int(qtype), x.data_ptr(), w.data_ptr(), y.data_ptr(), n_rows, out_features, in_features, w.shape[1])
+    assert torch.allclose(y.double(), expected, rtol=1e-5, atol=1e-5 * expected.abs().max().item())
+
+
+@needs_kernels
+def test_matmul_rows_are_independent_of_batch():
+    """Row i of a batch equals the same row computed alone: decode and a verify batch agree bit for bit."""
+    w = packed_matrix(QType.Q4_K, 64, 256, 3)
+    x = torch.randn(7, 256)
+    batch = torch.empty(7, 64)
+    kernels.cpu.matmul(int(QType.Q4_K), x.data_ptr(), w.data_ptr(), batch.data_ptr(), 7, 64, 256, w.shape[1])
+    for i in range(7):
+        row = x[i : i + 1].contiguous()
+        alone = torch.empty(1, 64)
+        kernels.cpu.matmul(int(QType.Q4_K), row.data_ptr(), w.data_ptr(), alone.data_ptr(), 1, 64, 256, w.shape[1])
+        assert torch.equal(alone[0], batch[i])
+
+
+@needs_kernels
+def test_bad_shapes_are_refused():
+    w = packed_matrix(QType.Q4_K, 4, 256, 0)
+    x, y = torch.randn(1, 256), torch.empty(1, 4)
+    with pytest.raises(ValueError, match="multiple of the block size"):
+        kernels.cpu.matmul(int(QType.Q4_K), x.data_ptr(), w.data_ptr(), y.data_ptr(), 1, 4, 100, w.shape[1])
+    with pytest.raises(ValueError, match="no CPU kernel"):
+        kernels.cpu.matmul(int(QType.IQ2_XXS), x.data_ptr(), w.data_ptr(), y.data_ptr(), 1, 4, 256, w.shape[1])
+
+
+def test_fused_ops_match_torch():
+    torch.manual_seed(0)
+    x, delta, w = torch.randn(5, 96), torch.randn(5, 96), torch.randn(96)
+    reference = F.rms_norm(x, (96,), w, 1e-6)
+    assert torch.allclose(ops.rms_norm(x, w, 1e-6), reference, atol=1e-5)
+    x2, normed = ops.add_rms_norm(x.clone(), delta, w, 1e-6)
+    assert torch.allclose(x2, x + delta)
+    assert torch.allclose(normed, F.rms_norm(x + delta, (96,), w, 1e-6), atol=1e-5)
+    gate_up = torch.randn(3, 64)
+    assert torch.allclose(ops.silu_mul(gate_up), F.silu(gate_up[:, :32]) * gate_up[:, 32:], atol=1e-6)
