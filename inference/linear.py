@@ -55,24 +55,24 @@ class DenseLinear(nn.Module):
 
 
 class PackedLinear(nn.Module):
-    """y = x @ W^T + b with W kept as GGUF blocks [out_features, row_bytes] on the CPU."""
+    """y = x @ W^T + b with W kept as GGUF blocks [out_features, row_bytes] on the CPU.
+
+    The tensors are plain attributes, not registered buffers: a decode step calls this ~120 times
+    and nn.Module's attribute lookup for buffers costs more than the small matmuls' overhead."""
 
     def __init__(self, blocks: torch.Tensor, qtype: QType, in_features: int, bias: torch.Tensor | None = None):
         super().__init__()
-        self.register_buffer("blocks", blocks.contiguous(), persistent=False)
+        self.blocks = blocks.contiguous()
+        self.bias = bias
         self.qtype = qtype
-        self._qtype_id = int(qtype)
         self.in_features = in_features
-        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-
-    @property
-    def out_features(self) -> int:
-        return self.blocks.shape[0]
+        self.out_features, self.row_bytes = self.blocks.shape
+        self._qtype_id = int(qtype)
 
     def dequantized(self) -> torch.Tensor:
         out = torch.empty(self.out_features, self.in_features, dtype=torch.float32)
-        kernels.cpu.dequantize(int(self.qtype), self.blocks.data_ptr(), out.data_ptr(),
-                               self.out_features, self.in_features, self.blocks.shape[1])
+        kernels.cpu.dequantize(self._qtype_id, self.blocks.data_ptr(), out.data_ptr(),
+                               self.out_features, self.in_features, self.row_bytes)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,10 +80,11 @@ class PackedLinear(nn.Module):
         n_rows = x.shape[0]
         if n_rows > PACKED_MAX_ROWS:
             return F.linear(x, self.dequantized(), self.bias)
-        x = x.contiguous()
-        out = torch.empty(n_rows, self.out_features, dtype=torch.float32)
+        if not x.is_contiguous():
+            x = x.contiguous()
+        out = torch.empty(n_rows, self.out_features)
         kernels.cpu.matmul(self._qtype_id, x.data_ptr(), self.blocks.data_ptr(), out.data_ptr(),
-                           n_rows, self.out_features, self.in_features, self.blocks.shape[1])
+                           n_rows, self.out_features, self.in_features, self.row_bytes)
         return out if self.bias is None else out.add_(self.bias)
 
 

@@ -92,3 +92,46 @@ def test_fused_ops_match_torch():
     assert torch.allclose(normed, F.rms_norm(x + delta, (96,), w, 1e-6), atol=1e-5)
     gate_up = torch.randn(3, 64)
     assert torch.allclose(ops.silu_mul(gate_up), F.silu(gate_up[:, :32]) * gate_up[:, 32:], atol=1e-6)
+
+
+@needs_kernels
+@pytest.mark.parametrize("n_head,n_head_kv,head_dim,rot_dim", [(4, 4, 64, 64), (9, 3, 64, 64), (8, 2, 128, 64), (4, 1, 40, 40), (2, 2, 36, 20)])
+@pytest.mark.parametrize("qk_norm", [False, True])
+def test_fused_attention_matches_the_torch_path(n_head, n_head_kv, head_dim, rot_dim, qk_norm, monkeypatch):
+    """norm + rope + KV store + GQA attention in one kernel, against torch's SDPA path, for
+    decode (1 row) and verify batches (several rows, causal among themselves) after a prefix."""
+    from types import SimpleNamespace
+
+    from inference.kv_cache import KVCache
+    from inference.rope import RopeConfig, Rotary
+
+    gen = torch.Generator().manual_seed(head_dim)
+    heads = SimpleNamespace(n_head=n_head, n_head_kv=n_head_kv, head_dim=head_dim, rms_eps=1e-6)
+    for scaling in ("none", "yarn"):
+        rope = RopeConfig(dim=rot_dim, base=10000.0, interleaved=True, scaling=scaling, factor=4.0, original_context=64)
+        rotary = Rotary(rope, torch.device("cpu"))
+        norm = torch.randn(n_head + n_head_kv, head_dim, generator=gen) if qk_norm else None
+        for start, n in ((0, 1), (37, 1), (37, 5), (200, 8)):
+            width = (n_head + 2 * n_head_kv) * head_dim
+            prefix = torch.randn(start, width, generator=gen)
+            qkv = torch.randn(n, width, generator=gen)
+            caches, outputs = [], []
+            for fused in (True, False):
+                cache = KVCache(1, n_head_kv, head_dim, 256, torch.float32, torch.device("cpu"))
+                with monkeypatch.context() as m:
+                    m.setattr(kernels, "cpu", None)  # fill the prefix identically, through torch
+                    if start:
+                        ops.attention(prefix.clone(), 0, 0, cache, rotary, rotary.angles(torch.arange(start)),
+                                      None, norm, heads)
+                    if not fused:
+                        positions = torch.arange(start, start + n)
+                        mask = None if start == 0 or n == 1 else (torch.arange(start + n)[None] <= positions[:, None])
+                        outputs.append(ops.attention(qkv.clone(), 0, start, cache, rotary, rotary.angles(positions),
+                                                     mask, norm, heads))
+                if fused:
+                    outputs.append(ops.attention(qkv.clone(), 0, start, cache, rotary, torch.empty(0), None, norm, heads))
+                caches.append(cache)
+            assert torch.allclose(outputs[0], outputs[1], atol=2e-5, rtol=1e-4), (scaling, start, n)
+            end = start + n
+            assert torch.allclose(caches[0].k[:, :, :end], caches[1].k[:, :, :end], atol=2e-5)
+            assert torch.equal(caches[0].v[:, :, :end], caches[1].v[:, :, :end])

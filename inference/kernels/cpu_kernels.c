@@ -11,6 +11,8 @@
  *   dequantize(qtype, w, out, rows, K, row_bytes)
  *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
  *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
+ *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
+ *             k_cache, v_cache, max_tokens, start, out)   one attention step for a few rows (below)
  *   set_num_threads(n), get_num_threads(), supported_types()
  *
  * The elementwise kernels exist because on a small model each torch op costs a few microseconds
@@ -20,6 +22,7 @@
 #include <Python.h>
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,7 +30,9 @@
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
        T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30 };
 
-typedef struct { __m256 v[4]; } group32;  /* 32 decoded weights */
+/* 32 weights as their integer (or, for float types, final) values, with the block scales that
+ * turn them into weights: w[i] = d[h] * v[i] + m[h] for half h = i / 16 (ggml's order of ops). */
+typedef struct { __m256 v[4]; float d[2], m[2]; } group32;
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -35,15 +40,21 @@ INLINE float f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh
 INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
 INLINE __m256 i8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
 
-/* 32 unsigned bytes -> 4 x 8 floats, in order */
-INLINE group32 bytes_u8(__m256i q) {
+/* 32 bytes -> 4 x 8 floats, in order, with one scale (and offset) for all of them */
+INLINE group32 bytes_u8(__m256i q, float d, float m) {
     __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    group32 g = {{u8_to_f32(lo), u8_to_f32(_mm_srli_si128(lo, 8)), u8_to_f32(hi), u8_to_f32(_mm_srli_si128(hi, 8))}};
+    group32 g = {{u8_to_f32(lo), u8_to_f32(_mm_srli_si128(lo, 8)), u8_to_f32(hi), u8_to_f32(_mm_srli_si128(hi, 8))},
+                 {d, d}, {m, m}};
     return g;
 }
-INLINE group32 bytes_i8(__m256i q) {
+INLINE group32 bytes_i8(__m256i q, float d, float m) {
     __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
-    group32 g = {{i8_to_f32(lo), i8_to_f32(_mm_srli_si128(lo, 8)), i8_to_f32(hi), i8_to_f32(_mm_srli_si128(hi, 8))}};
+    group32 g = {{i8_to_f32(lo), i8_to_f32(_mm_srli_si128(lo, 8)), i8_to_f32(hi), i8_to_f32(_mm_srli_si128(hi, 8))},
+                 {d, d}, {m, m}};
+    return g;
+}
+INLINE group32 halves(group32 g, float d0, float d1, float m0, float m1) {
+    g.d[0] = d0; g.d[1] = d1; g.m[0] = m0; g.m[1] = m1;
     return g;
 }
 /* 16 packed bytes -> 32 nibbles: the 16 low nibbles, then the 16 high ones */
@@ -64,69 +75,58 @@ INLINE __m256i shr_mask(const uint8_t *p, int shift, int mask) {
     __m256i q = _mm256_loadu_si256((const __m256i *)p);
     return _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8((char)mask));
 }
-INLINE group32 scale(group32 g, __m256 d) { for (int i = 0; i < 4; i++) g.v[i] = _mm256_mul_ps(g.v[i], d); return g; }
-INLINE group32 scale_offset(group32 g, __m256 d, __m256 m) {
-    for (int i = 0; i < 4; i++) g.v[i] = _mm256_add_ps(_mm256_mul_ps(g.v[i], d), m);
-    return g;
-}
-/* halves with their own scale (sub-blocks of 16): value = dl*q - ml */
-INLINE group32 scale_halves(group32 g, float d0, float d1, float m0, float m1) {
-    __m256 d[2] = {_mm256_set1_ps(d0), _mm256_set1_ps(d1)}, m[2] = {_mm256_set1_ps(m0), _mm256_set1_ps(m1)};
-    for (int i = 0; i < 4; i++) g.v[i] = _mm256_sub_ps(_mm256_mul_ps(d[i / 2], g.v[i]), m[i / 2]);
-    return g;
-}
 
 /* ---- decoders: group gi (of 32 weights) of a row ------------------------------------------ */
 
 INLINE group32 dec_f32(const uint8_t *row, int gi) {
     const float *p = (const float *)row + gi * 32;
-    group32 g = {{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)}};
+    group32 g = {{_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), _mm256_loadu_ps(p + 16), _mm256_loadu_ps(p + 24)}, {1, 1}, {0, 0}};
     return g;
 }
 INLINE group32 dec_f16(const uint8_t *row, int gi) {
     const __m128i *p = (const __m128i *)(row + gi * 64);
     group32 g = {{_mm256_cvtph_ps(_mm_loadu_si128(p)), _mm256_cvtph_ps(_mm_loadu_si128(p + 1)),
-                  _mm256_cvtph_ps(_mm_loadu_si128(p + 2)), _mm256_cvtph_ps(_mm_loadu_si128(p + 3))}};
+                  _mm256_cvtph_ps(_mm_loadu_si128(p + 2)), _mm256_cvtph_ps(_mm_loadu_si128(p + 3))}, {1, 1}, {0, 0}};
     return g;
 }
 INLINE group32 dec_bf16(const uint8_t *row, int gi) {
     const __m128i *p = (const __m128i *)(row + gi * 64);
-    group32 g;
+    group32 g = {{_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}, {1, 1}, {0, 0}};
     for (int i = 0; i < 4; i++)
         g.v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p + i)), 16));
     return g;
 }
 INLINE group32 dec_q4_0(const uint8_t *row, int gi) {
     const uint8_t *b = row + gi * 18;
-    __m256i q = _mm256_sub_epi8(nibbles16(b + 2), _mm256_set1_epi8(8));
-    return scale(bytes_i8(q), _mm256_set1_ps(f16(b)));
+    return bytes_i8(_mm256_sub_epi8(nibbles16(b + 2), _mm256_set1_epi8(8)), f16(b), 0.0f);
 }
 INLINE group32 dec_q4_1(const uint8_t *row, int gi) {
     const uint8_t *b = row + gi * 20;
-    return scale_offset(bytes_u8(nibbles16(b + 4)), _mm256_set1_ps(f16(b)), _mm256_set1_ps(f16(b + 2)));
+    return bytes_u8(nibbles16(b + 4), f16(b), f16(b + 2));
 }
 INLINE group32 dec_q5_0(const uint8_t *row, int gi) {
     const uint8_t *b = row + gi * 22;
     __m256i q = _mm256_or_si256(nibbles16(b + 6), _mm256_slli_epi16(bits32(b + 2), 4));
-    return scale(bytes_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(16))), _mm256_set1_ps(f16(b)));
+    return bytes_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(16)), f16(b), 0.0f);
 }
 INLINE group32 dec_q5_1(const uint8_t *row, int gi) {
     const uint8_t *b = row + gi * 24;
     __m256i q = _mm256_or_si256(nibbles16(b + 8), _mm256_slli_epi16(bits32(b + 4), 4));
-    return scale_offset(bytes_u8(q), _mm256_set1_ps(f16(b)), _mm256_set1_ps(f16(b + 2)));
+    return bytes_u8(q, f16(b), f16(b + 2));
 }
 INLINE group32 dec_q8_0(const uint8_t *row, int gi) {
     const uint8_t *b = row + gi * 34;
-    return scale(bytes_i8(_mm256_loadu_si256((const __m256i *)(b + 2))), _mm256_set1_ps(f16(b)));
+    return bytes_i8(_mm256_loadu_si256((const __m256i *)(b + 2)), f16(b), 0.0f);
 }
-/* K-quants: 256 weights per block, so group gi is sub-group g of block gi/8 */
+/* K-quants: 256 weights per block, so group gi is sub-group g of block gi/8. Offsets are stored
+ * negated (w = dl*q - ml == dl*q + (-ml) exactly). */
 INLINE group32 dec_q2_k(const uint8_t *row, int gi) {
     const uint8_t *b = row + (gi / 8) * 84; int g = gi % 8;
     const uint8_t *sc = b, *qs = b + 16;
     float d = f16(b + 80), dmin = f16(b + 82);
-    group32 q = bytes_u8(shr_mask(qs + (g / 4) * 32, 2 * (g % 4), 3));
-    return scale_halves(q, d * (float)(sc[2 * g] & 15), d * (float)(sc[2 * g + 1] & 15),
-                        dmin * (float)(sc[2 * g] >> 4), dmin * (float)(sc[2 * g + 1] >> 4));
+    group32 q = bytes_u8(shr_mask(qs + (g / 4) * 32, 2 * (g % 4), 3), 0.0f, 0.0f);
+    return halves(q, d * (float)(sc[2 * g] & 15), d * (float)(sc[2 * g + 1] & 15),
+                  -(dmin * (float)(sc[2 * g] >> 4)), -(dmin * (float)(sc[2 * g + 1] >> 4)));
 }
 INLINE float q3_k_scale(const uint8_t *s, int sb) {
     int low = sb < 8 ? (s[sb] & 15) : (s[sb - 8] >> 4);
@@ -140,7 +140,7 @@ INLINE group32 dec_q3_k(const uint8_t *row, int gi) {
     __m256i ql = shr_mask(qs + (g / 4) * 32, 2 * (g % 4), 3);
     __m256i hb = shr_mask(hmask, g, 1);  /* set bit: no -4 offset */
     __m256i q = _mm256_sub_epi8(ql, _mm256_slli_epi16(_mm256_xor_si256(hb, _mm256_set1_epi8(1)), 2));
-    return scale_halves(bytes_i8(q), d * q3_k_scale(sc, 2 * g), d * q3_k_scale(sc, 2 * g + 1), 0.0f, 0.0f);
+    return halves(bytes_i8(q, 0.0f, 0.0f), d * q3_k_scale(sc, 2 * g), d * q3_k_scale(sc, 2 * g + 1), 0.0f, 0.0f);
 }
 INLINE void k_scale_min(const uint8_t *s, int g, float *sc, float *mn) {
     if (g < 4) { *sc = (float)(s[g] & 63); *mn = (float)(s[g + 4] & 63); }
@@ -152,17 +152,14 @@ INLINE void k_scale_min(const uint8_t *s, int g, float *sc, float *mn) {
 INLINE group32 dec_q4_k(const uint8_t *row, int gi) {
     const uint8_t *b = row + (gi / 8) * 144; int g = gi % 8;
     float sc, mn; k_scale_min(b + 4, g, &sc, &mn);
-    float dl = f16(b) * sc, ml = f16(b + 2) * mn;
-    group32 q = bytes_u8(shr_mask(b + 16 + (g / 2) * 32, 4 * (g % 2), 15));
-    return scale_halves(q, dl, dl, ml, ml);
+    return bytes_u8(shr_mask(b + 16 + (g / 2) * 32, 4 * (g % 2), 15), f16(b) * sc, -(f16(b + 2) * mn));
 }
 INLINE group32 dec_q5_k(const uint8_t *row, int gi) {
     const uint8_t *b = row + (gi / 8) * 176; int g = gi % 8;
     float sc, mn; k_scale_min(b + 4, g, &sc, &mn);
-    float dl = f16(b) * sc, ml = f16(b + 2) * mn;
     __m256i q = _mm256_or_si256(shr_mask(b + 48 + (g / 2) * 32, 4 * (g % 2), 15),
                                 _mm256_slli_epi16(shr_mask(b + 16, g, 1), 4));
-    return scale_halves(bytes_u8(q), dl, dl, ml, ml);
+    return bytes_u8(q, f16(b) * sc, -(f16(b + 2) * mn));
 }
 INLINE group32 dec_q6_k(const uint8_t *row, int gi) {
     const uint8_t *b = row + (gi / 8) * 210; int g = gi % 8;
@@ -172,7 +169,7 @@ INLINE group32 dec_q6_k(const uint8_t *row, int gi) {
     __m256i lo = shr_mask(ql + c * 64 + (g % 2) * 32, 4 * ((g % 4) / 2), 15);
     __m256i hi = shr_mask(qh + c * 32, 2 * (g % 4), 3);
     __m256i q = _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
-    return scale_halves(bytes_i8(q), d * (float)sc[2 * g], d * (float)sc[2 * g + 1], 0.0f, 0.0f);
+    return halves(bytes_i8(q, 0.0f, 0.0f), d * (float)sc[2 * g], d * (float)sc[2 * g + 1], 0.0f, 0.0f);
 }
 
 /* ---- kernels built from a decoder ------------------------------------------------------------ */
@@ -183,37 +180,63 @@ INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* One weight row against R (<= 4) activation rows: each group is decoded once and reused. */
-#define DEFINE_KERNELS(NAME)                                                                          \
-    INLINE void rowdot_##NAME(const uint8_t *row, const float *x, int K, int R, float *y, int N) {    \
+/* sums of each 16 consecutive activations, for the offset term m * sum(x) of a half group */
+static float *half_sums(const float *x, int M, int K) {
+    float *xs = malloc(sizeof(float) * (size_t)M * (K / 16));
+    if (!xs) return NULL;
+    for (size_t h = 0; h < (size_t)M * (K / 16); h++) {
+        __m256 s = _mm256_add_ps(_mm256_loadu_ps(x + 16 * h), _mm256_loadu_ps(x + 16 * h + 8));
+        xs[h] = hsum(s);
+    }
+    return xs;
+}
+
+/* One weight row against R (<= 4) activation rows: each group is decoded once and reused, and
+ * its scales are applied to the four partial dot products rather than to each weight:
+ *   sum_i (d*v_i + m) * x_i = d * (v . x) + m * sum(x).
+ * SCALED: the type has block scales; SAME_SCALE: one scale for both halves; OFFSET: has m. */
+#define DEFINE_KERNELS(NAME, SCALED, SAME_SCALE, OFFSET)                                              \
+    INLINE void rowdot_##NAME(const uint8_t *row, const float *x, const float *xs, int K, int R,      \
+                              float *y, int N) {                                                      \
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+        float off[4] = {0, 0, 0, 0};                                                                  \
         for (int gi = 0; gi < K / 32; gi++) {                                                         \
             group32 w = dec_##NAME(row, gi);                                                          \
+            __m256 d0 = _mm256_set1_ps(w.d[0]), d1 = _mm256_set1_ps(w.d[1]);                          \
             for (int r = 0; r < R; r++) {                                                             \
                 const float *xr = x + (size_t)r * K + gi * 32;                                        \
-                __m256 s = _mm256_mul_ps(w.v[0], _mm256_loadu_ps(xr));                                \
-                s = _mm256_fmadd_ps(w.v[1], _mm256_loadu_ps(xr + 8), s);                              \
-                s = _mm256_fmadd_ps(w.v[2], _mm256_loadu_ps(xr + 16), s);                             \
-                s = _mm256_fmadd_ps(w.v[3], _mm256_loadu_ps(xr + 24), s);                             \
-                acc[r] = _mm256_add_ps(acc[r], s);                                                    \
+                __m256 s0 = _mm256_fmadd_ps(w.v[1], _mm256_loadu_ps(xr + 8), _mm256_mul_ps(w.v[0], _mm256_loadu_ps(xr))); \
+                __m256 s1 = _mm256_fmadd_ps(w.v[3], _mm256_loadu_ps(xr + 24), _mm256_mul_ps(w.v[2], _mm256_loadu_ps(xr + 16))); \
+                if (!SCALED) acc[r] = _mm256_add_ps(acc[r], _mm256_add_ps(s0, s1));                  \
+                else if (SAME_SCALE) acc[r] = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), d0, acc[r]);    \
+                else acc[r] = _mm256_fmadd_ps(s1, d1, _mm256_fmadd_ps(s0, d0, acc[r]));              \
+                if (OFFSET) {                                                                         \
+                    const float *h = xs + (size_t)r * (K / 16) + 2 * gi;                              \
+                    off[r] += w.m[0] * h[0] + w.m[1] * h[1];                                          \
+                }                                                                                     \
             }                                                                                         \
         }                                                                                             \
-        for (int r = 0; r < R; r++) y[(size_t)r * N] = hsum(acc[r]);                                   \
+        for (int r = 0; r < R; r++) y[(size_t)r * N] = hsum(acc[r]) + off[r];                          \
     }                                                                                                 \
-    static void matmul_##NAME(const float *x, const uint8_t *w, float *y, int M, int N, int K, size_t rb) { \
+    static int matmul_##NAME(const float *x, const uint8_t *w, float *y, int M, int N, int K, size_t rb) { \
+        float *xs = OFFSET ? half_sums(x, M, K) : NULL;                                               \
+        if (OFFSET && !xs) return -1;                                                                 \
         _Pragma("omp parallel for schedule(static)")                                                   \
         for (int n = 0; n < N; n++) {                                                                 \
             const uint8_t *row = w + (size_t)n * rb;                                                  \
             for (int m0 = 0; m0 < M; m0 += 4) {                                                       \
-                const float *xm = x + (size_t)m0 * K; float *ym = y + (size_t)m0 * N + n;             \
+                const float *xm = x + (size_t)m0 * K, *xsm = xs ? xs + (size_t)m0 * (K / 16) : NULL;  \
+                float *ym = y + (size_t)m0 * N + n;                                                   \
                 switch (M - m0 < 4 ? M - m0 : 4) {                                                    \
-                    case 1: rowdot_##NAME(row, xm, K, 1, ym, N); break;                               \
-                    case 2: rowdot_##NAME(row, xm, K, 2, ym, N); break;                               \
-                    case 3: rowdot_##NAME(row, xm, K, 3, ym, N); break;                               \
-                    default: rowdot_##NAME(row, xm, K, 4, ym, N); break;                              \
+                    case 1: rowdot_##NAME(row, xm, xsm, K, 1, ym, N); break;                          \
+                    case 2: rowdot_##NAME(row, xm, xsm, K, 2, ym, N); break;                          \
+                    case 3: rowdot_##NAME(row, xm, xsm, K, 3, ym, N); break;                          \
+                    default: rowdot_##NAME(row, xm, xsm, K, 4, ym, N); break;                         \
                 }                                                                                     \
             }                                                                                         \
         }                                                                                             \
+        free(xs);                                                                                     \
+        return 0;                                                                                     \
     }                                                                                                 \
     static void dequant_##NAME(const uint8_t *w, float *out, int rows, int K, size_t rb) {            \
         _Pragma("omp parallel for schedule(static)")                                                   \
@@ -221,26 +244,31 @@ INLINE float hsum(__m256 v) {
             for (int gi = 0; gi < K / 32; gi++) {                                                     \
                 group32 g = dec_##NAME(w + (size_t)n * rb, gi);                                       \
                 float *o = out + (size_t)n * K + gi * 32;                                             \
-                for (int i = 0; i < 4; i++) _mm256_storeu_ps(o + 8 * i, g.v[i]);                      \
+                for (int i = 0; i < 4; i++) {                                                         \
+                    __m256 v = g.v[i];                                                                \
+                    if (SCALED) v = _mm256_mul_ps(_mm256_set1_ps(g.d[i / 2]), v);                    \
+                    if (OFFSET) v = _mm256_add_ps(v, _mm256_set1_ps(g.m[i / 2]));                    \
+                    _mm256_storeu_ps(o + 8 * i, v);                                                   \
+                }                                                                                     \
             }                                                                                         \
         }                                                                                             \
     }
 
-DEFINE_KERNELS(f32)
-DEFINE_KERNELS(f16)
-DEFINE_KERNELS(bf16)
-DEFINE_KERNELS(q4_0)
-DEFINE_KERNELS(q4_1)
-DEFINE_KERNELS(q5_0)
-DEFINE_KERNELS(q5_1)
-DEFINE_KERNELS(q8_0)
-DEFINE_KERNELS(q2_k)
-DEFINE_KERNELS(q3_k)
-DEFINE_KERNELS(q4_k)
-DEFINE_KERNELS(q5_k)
-DEFINE_KERNELS(q6_k)
+DEFINE_KERNELS(f32, 0, 1, 0)
+DEFINE_KERNELS(f16, 0, 1, 0)
+DEFINE_KERNELS(bf16, 0, 1, 0)
+DEFINE_KERNELS(q4_0, 1, 1, 0)
+DEFINE_KERNELS(q4_1, 1, 1, 1)
+DEFINE_KERNELS(q5_0, 1, 1, 0)
+DEFINE_KERNELS(q5_1, 1, 1, 1)
+DEFINE_KERNELS(q8_0, 1, 1, 0)
+DEFINE_KERNELS(q2_k, 1, 0, 1)
+DEFINE_KERNELS(q3_k, 1, 0, 0)
+DEFINE_KERNELS(q4_k, 1, 1, 1)
+DEFINE_KERNELS(q5_k, 1, 1, 1)
+DEFINE_KERNELS(q6_k, 1, 0, 0)
 
-typedef void (*matmul_fn)(const float *, const uint8_t *, float *, int, int, int, size_t);
+typedef int (*matmul_fn)(const float *, const uint8_t *, float *, int, int, int, size_t);
 typedef void (*dequant_fn)(const uint8_t *, float *, int, int, size_t);
 typedef struct { int qtype; int block; matmul_fn matmul; dequant_fn dequant; } kernel_entry;
 
@@ -289,6 +317,159 @@ static void silu_mul_rows(const float *gate_up, float *out, int rows, int dim) {
     }
 }
 
+/* ---- attention for a few rows (decode, speculative verify) -----------------------------------
+ * qkv: [rows, (H + 2*Hkv) * D] as the fused projection wrote it; row i sits at position start+i.
+ * Per row: optional per-head RMSNorm of q and k (qk_norm: [H + Hkv, D] weights), rotary embedding
+ * of the first rot_dim features (adjacent pairs, angle = position * inv_freq, scaled by mscale),
+ * k and v stored into the layer's cache ([Hkv, max_tokens, D]); then each query head attends to
+ * positions 0..start+i of its kv head. Query heads sharing a kv head are done together so K and V
+ * are read once per group. out: [rows, H * D]. qkv is modified in place. */
+
+static void norm_rope_head(float *x, int D, int rot, const float *norm_w, float eps, const float *cs) {
+    if (norm_w) {
+        double ss = 0.0;
+        for (int d = 0; d < D; d++) ss += (double)x[d] * x[d];
+        float scale = 1.0f / sqrtf((float)(ss / D) + eps);
+        for (int d = 0; d < D; d++) x[d] = x[d] * scale * norm_w[d];
+    }
+    for (int k = 0; k < rot / 2; k++) {
+        float a = x[2 * k], b = x[2 * k + 1], c = cs[2 * k], s = cs[2 * k + 1];
+        x[2 * k] = a * c - b * s;
+        x[2 * k + 1] = a * s + b * c;
+    }
+}
+
+/* exp for x <= 0 (softmax after subtracting the max), Cephes' polynomial: ~1e-7 relative error */
+INLINE __m256 exp_ps(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+
+/* scores[r][j] = scale * q_r . K[j] for the R query heads sharing these keys: eight keys at a
+ * time (kept in L1 while each head uses them), reduced with one hadd tree per head */
+static void key_scores(const float *q, int R, const float *K, int n, int D, float scale, float *scores) {
+    int j = 0;
+    for (; j + 8 <= n && D % 8 == 0; j += 8) {
+        for (int r = 0; r < R; r++) {
+            const float *qr = q + (size_t)r * D;
+            __m256 acc[8];
+            for (int b = 0; b < 8; b++) acc[b] = _mm256_setzero_ps();
+            for (int d = 0; d < D; d += 8) {
+                __m256 qv = _mm256_loadu_ps(qr + d);
+                for (int b = 0; b < 8; b++) acc[b] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(K + (size_t)(j + b) * D + d), acc[b]);
+            }
+            __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
+            __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
+            __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+            __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+            _mm256_storeu_ps(scores + (size_t)r * n + j, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
+        }
+    }
+    for (; j < n; j++) {
+        for (int r = 0; r < R; r++) {
+            float acc = 0.0f;
+            for (int d = 0; d < D; d++) acc += q[(size_t)r * D + d] * K[(size_t)j * D + d];
+            scores[(size_t)r * n + j] = acc * scale;
+        }
+    }
+}
+
+/* o[r] += sum_j p[r][j] * V[j]: blocks of 64 keys stay in L1 while every head of the group
+ * accumulates 64 output features at a time in registers */
+static void weighted_values(const float *p, int R, int n, const float *V, int D, float *o) {
+    for (int j0 = 0; j0 < n; j0 += 64) {
+        int j1 = j0 + 64 < n ? j0 + 64 : n;
+        for (int r = 0; r < R; r++) {
+            const float *pr = p + (size_t)r * n;
+            float *orow = o + (size_t)r * D;
+            int d0 = 0;
+            for (; d0 + 64 <= D; d0 += 64) {
+                __m256 acc[8];
+                for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(orow + d0 + 8 * c);
+                for (int j = j0; j < j1; j++) {
+                    __m256 pj = _mm256_set1_ps(pr[j]);
+                    const float *v = V + (size_t)j * D + d0;
+                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * c), acc[c]);
+                }
+                for (int c = 0; c < 8; c++) _mm256_storeu_ps(orow + d0 + 8 * c, acc[c]);
+            }
+            for (int j = j0; j < j1 && d0 < D; j++)
+                for (int d = d0; d < D; d++) orow[d] += pr[j] * V[(size_t)j * D + d];
+        }
+    }
+}
+
+/* exp(s - max) in place; returns the sum */
+static float softmax_numerators(float *s, int n) {
+    float m = s[0];
+    for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
+    __m256 mv = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+        _mm256_storeu_ps(s + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float total = hsum(sum);
+    for (; j < n; j++) { s[j] = expf(s[j] - m); total += s[j]; }
+    return total;
+}
+
+static int attention_rows(float *qkv, int rows, int H, int Hkv, int D, int rot, const float *inv_freq, float mscale,
+                          const float *qk_norm, float eps, float *k_cache, float *v_cache, int max_tokens, int start,
+                          float *out) {
+    const int width = (H + 2 * Hkv) * D, rep = H / Hkv;
+    float *cs = malloc(sizeof(float) * (rot > 0 ? rot : 1));
+    if (!cs) return -1;
+    for (int i = 0; i < rows; i++) {
+        float *row = qkv + (size_t)i * width, pos = (float)(start + i);
+        for (int k = 0; k < rot / 2; k++) {
+            float theta = pos * inv_freq[k];
+            cs[2 * k] = cosf(theta) * mscale;
+            cs[2 * k + 1] = sinf(theta) * mscale;
+        }
+        for (int h = 0; h < H + Hkv; h++)
+            norm_rope_head(row + (size_t)h * D, D, rot, qk_norm ? qk_norm + (size_t)h * D : NULL, eps, cs);
+        for (int g = 0; g < Hkv; g++) {
+            size_t at = ((size_t)g * max_tokens + start + i) * D;
+            memcpy(k_cache + at, row + (size_t)(H + g) * D, sizeof(float) * D);
+            memcpy(v_cache + at, row + (size_t)(H + Hkv + g) * D, sizeof(float) * D);
+        }
+    }
+    free(cs);
+    const float scale = 1.0f / sqrtf((float)D);
+    int failed = 0;
+    #pragma omp parallel for schedule(dynamic) collapse(2) reduction(| : failed)
+    for (int i = 0; i < rows; i++) {
+        for (int g = 0; g < Hkv; g++) {  /* the query heads of one kv head together: K, V read once */
+            const int n_keys = start + i + 1;
+            float *p = malloc(sizeof(float) * (size_t)rep * n_keys), inv_sum[rep];
+            if (!p) { failed = 1; continue; }
+            const float *K = k_cache + (size_t)g * max_tokens * D, *V = v_cache + (size_t)g * max_tokens * D;
+            key_scores(qkv + (size_t)i * width + (size_t)g * rep * D, rep, K, n_keys, D, scale, p);
+            for (int r = 0; r < rep; r++) inv_sum[r] = 1.0f / softmax_numerators(p + (size_t)r * n_keys, n_keys);
+            float *o = out + (size_t)i * H * D + (size_t)g * rep * D;
+            memset(o, 0, sizeof(float) * (size_t)rep * D);
+            weighted_values(p, rep, n_keys, V, D, o);
+            for (int r = 0; r < rep; r++)
+                for (int d = 0; d < D; d++) o[(size_t)r * D + d] *= inv_sum[r];
+            free(p);
+        }
+    }
+    return failed ? -1 : 0;
+}
+
 /* ---- Python bindings --------------------------------------------------------------------------- */
 
 static PyObject *py_matmul(PyObject *self, PyObject *args) {
@@ -296,9 +477,11 @@ static PyObject *py_matmul(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "iKKKiiin", &qtype, &x, &w, &y, &M, &N, &K, &rb)) return NULL;
     const kernel_entry *k = find_kernel(qtype, K);
     if (!k) return NULL;
+    int rc;
     Py_BEGIN_ALLOW_THREADS
-    k->matmul((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
+    rc = k->matmul((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
     Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -327,6 +510,24 @@ static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *py_attention(PyObject *self, PyObject *args) {
+    unsigned long long qkv, inv_freq, qk_norm, k_cache, v_cache, out;
+    int rows, H, Hkv, D, rot, max_tokens, start; float mscale, eps;
+    if (!PyArg_ParseTuple(args, "KiiiiiKfKfKKiiK", &qkv, &rows, &H, &Hkv, &D, &rot, &inv_freq, &mscale, &qk_norm, &eps,
+                          &k_cache, &v_cache, &max_tokens, &start, &out)) return NULL;
+    if (Hkv <= 0 || H % Hkv != 0 || rot > D || rot % 2 || start < 0 || start + rows > max_tokens) {
+        PyErr_SetString(PyExc_ValueError, "attention: inconsistent head counts, rotary size or positions");
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = attention_rows((float *)qkv, rows, H, Hkv, D, rot, (const float *)inv_freq, mscale, (const float *)qk_norm, eps,
+                        (float *)k_cache, (float *)v_cache, max_tokens, start, (float *)out);
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
@@ -351,6 +552,7 @@ static PyMethodDef METHODS[] = {
     {"dequantize", py_dequantize, METH_VARARGS, "packed rows -> float32 rows"},
     {"rms_norm", py_rms_norm, METH_VARARGS, "RMSNorm of rows, optionally adding a residual into x first"},
     {"silu_mul", py_silu_mul, METH_VARARGS, "silu(gate) * up of [rows, 2*dim] -> [rows, dim]"},
+    {"attention", py_attention, METH_VARARGS, "norm + rope + KV store + GQA attention for a few rows"},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "threads used by the kernels"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "threads used by the kernels"},
     {"supported_types", py_supported_types, METH_NOARGS, "GGML type ids with a kernel"},

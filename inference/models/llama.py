@@ -71,20 +71,8 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, layer: int, start: int, cache: KVCache, rotary: Rotary,
                 rotations: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        cfg = self.cfg
-        n, n_qk = x.shape[0], cfg.n_head + cfg.n_head_kv
-        qkv = self.wqkv(x)
-        qk = qkv[:, : n_qk * cfg.head_dim].view(n, n_qk, cfg.head_dim)
-        v = qkv[:, n_qk * cfg.head_dim :].view(n, cfg.n_head_kv, cfg.head_dim)
-        if self.qk_norm is not None:
-            qk = F.rms_norm(qk.float(), (cfg.head_dim,), None, cfg.rms_eps).to(qk.dtype) * self.qk_norm
-        qk = rotary.apply(qk, rotations)
-        q, k = qk[:, : cfg.n_head].transpose(0, 1), qk[:, cfg.n_head :].transpose(0, 1)
-        keys, values = cache.write(layer, start, k, v.transpose(0, 1))
-        out = F.scaled_dot_product_attention(
-            q[None], keys[None], values[None], attn_mask=mask, is_causal=(mask is None and n > 1), enable_gqa=True,
-        )
-        return self.wo(out[0].transpose(0, 1).reshape(n, cfg.n_head * cfg.head_dim))
+        out = ops.attention(self.wqkv(x), layer, start, cache, rotary, rotations, mask, self.qk_norm, self.cfg)
+        return self.wo(out)
 
 
 class FeedForward(nn.Module):
