@@ -10,6 +10,7 @@ from gguf import GGMLQuantizationType as QType
 
 from gguf_builder import TinyModel
 from inference import Engine
+from inference.generate import decode_step
 
 CODE_TEXT = (Path(__file__).parent.parent / "prompts" / "bench" / "code_python.txt").read_text()
 
@@ -45,9 +46,15 @@ def test_tiny_models_match_transformers(arch, qtype, tied, tmp_path):
     ids = torch.randint(0, 290, (48,), generator=torch.Generator().manual_seed(0)).tolist()
     reference = transformers_logits(path, ids)
     for weights in ("dense", "packed"):
-        logits = Engine.load(path, device="cpu", weights=weights).logits(ids)
+        engine = Engine.load(path, device="cpu", weights=weights)
+        logits = engine.logits(ids)
         assert relative_error(logits, reference) < 1e-5, weights
         assert torch.equal(logits.argmax(-1), reference.argmax(-1))
+        # the last tokens one at a time: the fused single-row attention and matmul kernels
+        engine.logits(ids[:40])
+        steps = torch.stack([decode_step(engine.model, engine.cache, t) for t in ids[40:]])
+        exact = weights == "dense" or qtype == QType.F32
+        assert relative_error(steps, reference[40:]) < (1e-5 if exact else 1e-3), weights
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +85,19 @@ def test_default_model_matches_transformers(default_model, code_ids, reference_l
     assert relative_error(logits, reference_logits) < 1e-5
 
 
-def test_incremental_decode_equals_one_pass(default_engine, code_ids, reference_logits):
-    """Prefill part of the text, then feed the rest one token at a time through the KV cache."""
-    from inference.generate import decode_step, prefill
+@pytest.mark.parametrize("weights,tolerance", [("dense", 1e-5), ("packed", 1e-3)])
+def test_incremental_decode_equals_one_pass(default_model, code_ids, reference_logits, weights, tolerance):
+    """Prefill part of the text, then feed the rest one token at a time through the KV cache.
+    Dense weights reproduce the reference exactly; the packed kernels round activations to int16
+    per 32 values for single-row steps (docs/engine.md), which costs ~1e-4 relative error."""
+    from inference.generate import prefill
 
-    engine = default_engine
-    engine.reset()
+    engine = Engine.load(default_model, device="cpu", weights=weights, n_ctx=1024)
     split = 200
     prefill(engine.model, engine.cache, code_ids[:split])
-    steps = [decode_step(engine.model, engine.cache, t) for t in code_ids[split:280]]
-    assert relative_error(torch.stack(steps), reference_logits[split:280]) < 1e-5
+    steps = torch.stack([decode_step(engine.model, engine.cache, t) for t in code_ids[split:280]])
+    assert relative_error(steps, reference_logits[split:280]) < tolerance
+    assert (steps.argmax(-1) == reference_logits[split:280].argmax(-1)).float().mean().item() >= 0.99
 
 
 def test_prefill_in_chunks_with_a_cached_prefix(default_engine, code_ids, reference_logits, monkeypatch):
@@ -100,4 +110,4 @@ def test_prefill_in_chunks_with_a_cached_prefix(default_engine, code_ids, refere
     generate.prefill(engine.model, engine.cache, code_ids[:100])
     logits = generate.prefill(engine.model, engine.cache, code_ids[:300], logits_for="all")  # 100 reused
     assert logits.shape[0] == 200
-    assert relative_error(logits, reference_logits[100:300]) < 1e-5
+    assert relative_error(logits, reference_logits[100:300]) < 1e-3  # the last 8-row chunk runs the packed kernel
