@@ -31,6 +31,8 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
                         help="context size in tokens (default: the model's, at most 32768)")
     common.add_argument("--weights", default=default("auto"), choices=["auto", "packed", "dense"],
                         help="packed: keep GGUF blocks and use the CPU kernels; dense: dequantize at load (auto: packed on CPU)")
+    common.add_argument("--dtype", default=default("auto"), choices=["auto", "float32", "bfloat16", "float16"],
+                        help="compute dtype (auto: bfloat16 on GPU, float32 on CPU)")
     common.add_argument("--chat-template", metavar="FILE", default=default(None),
                         help="a jinja chat template to use instead of the model's own")
     common.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks for errors")
@@ -109,7 +111,8 @@ def _load_engine(args: argparse.Namespace):
             raise AgentError(f"cannot read --chat-template {args.chat_template}: {e.strerror}") from e
     path = resolve_model(args.model)
     start = time.perf_counter()
-    engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template)
+    engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template,
+                         dtype=args.dtype)
     return engine, path, time.perf_counter() - start
 
 

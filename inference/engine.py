@@ -22,6 +22,7 @@ from .sampling import Sampler, SamplingParams
 from .tokenizer import Tokenizer
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -141,27 +142,32 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
-             chat_template: str | None = None) -> "Engine":
+             chat_template: str | None = None, dtype: str = "auto") -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
-        "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU."""
+        "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
+        dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
         dev = resolve_device(device)
-        dtype = compute_dtype(dev)
-        packed = weights != "dense" and dev.type == "cpu" and kernels.cpu is not None
+        dtype_ = compute_dtype(dev) if dtype == "auto" else DTYPES.get(dtype)
+        if dtype_ is None:
+            raise EngineError(f"dtype must be auto, {', '.join(DTYPES)}; not '{dtype}'")
+        packed = weights != "dense" and dev.type == "cpu" and kernels.cpu is not None and dtype_ == torch.float32
         if weights == "packed" and not packed:
-            raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension) and --device cpu")
+            raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension), "
+                              "--device cpu and float32")
         if dev.type == "cpu" and kernels.cpu is not None:
             kernels.cpu.set_num_threads(torch.get_num_threads())
         gguf = GGUFFile(path)
         tokenizer = Tokenizer.from_gguf(gguf)
         with torch.inference_mode():
-            model = load_model(gguf, dev, dtype, packed)
+            model = load_model(gguf, dev, dtype_, packed)
+        gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         if ctx < 2:
             raise EngineError(f"context size must be at least 2 tokens, got {ctx}")
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        return cls(gguf, model, tokenizer, template, dev, dtype, ctx, packed)
+        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed)
 
     @staticmethod
     def _chat_template(gguf: GGUFFile, tokenizer: Tokenizer, override: str | None) -> ChatTemplate | None:

@@ -219,6 +219,12 @@ class GGUFFile:
             data = np.frombuffer(self._buf, dtype=np.uint8, count=n_bytes, offset=offset)
         return TensorInfo(name, qtype, shape, data)
 
+    def release_pages(self) -> None:
+        """Drop the file pages this process has touched (the weights have been copied to their
+        device by now). Nothing is lost: a later read faults them back in from the page cache."""
+        if hasattr(mmap, "MADV_DONTNEED"):
+            self._mmap.madvise(mmap.MADV_DONTNEED)
+
     # -- metadata ---------------------------------------------------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:

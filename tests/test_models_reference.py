@@ -111,3 +111,16 @@ def test_prefill_in_chunks_with_a_cached_prefix(default_engine, code_ids, refere
     logits = generate.prefill(engine.model, engine.cache, code_ids[:300], logits_for="all")  # 100 reused
     assert logits.shape[0] == 200
     assert relative_error(logits, reference_logits[100:300]) < 1e-3  # the last 8-row chunk runs the packed kernel
+
+
+def test_bfloat16_dense_path_runs_on_cpu(default_model, code_ids, reference_logits):
+    """The GPU configuration (dense bf16 weights, bf16 KV cache and activations) exercised on the
+    CPU, so its dtype handling is tested where CI has no GPU."""
+    engine = Engine.load(default_model, device="cpu", dtype="bfloat16", n_ctx=512)
+    assert not engine.packed_weights and engine.cache.k.dtype == torch.bfloat16
+    logits = engine.logits(code_ids[:128])
+    assert logits.dtype == torch.float32
+    assert relative_error(logits, reference_logits[:128]) < 0.1
+    assert (logits.argmax(-1) == reference_logits[:128].argmax(-1)).float().mean().item() >= 0.9
+    completion = engine.generate(code_ids[:64], max_new_tokens=8, ignore_eos=True)
+    assert len(completion.token_ids) == 8
