@@ -210,6 +210,8 @@ class Engine:
     def stream(self, prompt: str | Sequence[int] | None = None, *, messages: list[dict[str, Any]] | None = None,
                tools: list[dict[str, Any]] | None = None, sampling: SamplingParams | None = None,
                max_new_tokens: int = 512, stop: Sequence[str] = (), ignore_eos: bool = False) -> Generation:
+        if max_new_tokens < 1:
+            raise EngineError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         ids = self._prompt_ids(prompt, messages, tools)
         if not ids:
             raise EngineError("the prompt is empty")

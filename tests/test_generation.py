@@ -107,6 +107,10 @@ def test_bad_inputs_to_the_api(tiny_engine):
         tiny_engine.generate([10**9])
     with pytest.raises(EngineError, match="top_p"):
         SamplingParams(top_p=0)
+    with pytest.raises(EngineError, match="max_new_tokens must be at least 1"):
+        tiny_engine.generate("x", max_new_tokens=0)
+    with pytest.raises(EngineError, match="prompt is empty"):
+        tiny_engine.generate("")
 
 
 # -- sampling filters -----------------------------------------------------------------------

@@ -1,31 +1,14 @@
-/* CPU kernels for GGUF weights kept in their packed block formats (x86-64, AVX2 + FMA + F16C).
+/* Matmuls and dequantization over GGUF weights kept in their block formats (x86-64 AVX2 + FMA + F16C).
  *
- * Decode-time matmuls read the weights once per token, so they are bound by memory bandwidth:
- * reading 4.5-bit blocks instead of fp32 moves ~7x fewer bytes. Each kernel decodes 32 weights
- * at a time into registers with ggml's exact arithmetic (d*q + m, in that order) and multiplies
- * them with fp32 activations, so results equal a dense fp32 matmul up to summation order.
- * The same decoders fill fp32 buffers for prefill, where a BLAS GEMM is faster.
- *
- * Python API (module inference.kernels._cpu), pointers passed as integers:
- *   matmul(qtype, x, w, y, M, N, K, row_bytes)  y[M,N] = x[M,K] @ W[N,K]^T
- *   dequantize(qtype, w, out, rows, K, row_bytes)
- *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
- *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
- *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
- *             k_cache, v_cache, max_tokens, start, out)   one attention step for a few rows (below)
- *   set_num_threads(n), get_num_threads(), supported_types()
- *
- * The elementwise kernels exist because on a small model each torch op costs a few microseconds
- * of dispatch, which at 30 layers x a dozen ops per token rivals the matmuls themselves.
+ * Decode-time matmuls read the weights once per token, so reading 4.5-bit blocks instead of fp32
+ * moves ~7x fewer bytes. Each group of 32 weights is unpacked once into int16 and multiplied with
+ * activations rounded to int16 per 32 values (exact integer dot products), the block scales being
+ * applied to the partial sums. Dequantization uses the same decoders with ggml's exact arithmetic
+ * (bit-identical to gguf-py) and feeds BLAS during prefill.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <immintrin.h>
-#include <math.h>
-#include <stdlib.h>
 #include <omp.h>
-#include <stdint.h>
-#include <string.h>
+
+#include "common.h"
 
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8,
        T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30 };
@@ -36,8 +19,6 @@ enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q
 typedef struct { __m256i q; float d[2], m[2]; } qgroup;
 /* 32 weights of a float type (F32, F16, BF16) as floats */
 typedef struct { __m256 v[4]; } fgroup;
-
-#define INLINE static inline __attribute__((always_inline))
 
 INLINE float f16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return _cvtsh_ss(h); }
 INLINE __m256 u8_to_f32(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
@@ -177,12 +158,6 @@ INLINE qgroup dec_q6_k(const uint8_t *row, int gi) {
 }
 
 /* ---- kernels built from a decoder ------------------------------------------------------------ */
-
-INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_hadd_ps(s, s); s = _mm_hadd_ps(s, s);
-    return _mm_cvtss_f32(s);
-}
 
 /* Activations for the integer kernels: each 32 values of a row rounded to int16 with their own
  * scale (error <= 1/65534 of the block's largest magnitude, ~250x finer than bf16), plus the
@@ -341,11 +316,7 @@ DEFINE_INT_KERNELS(q4_k, 0, 1, 1)
 DEFINE_INT_KERNELS(q5_k, 0, 1, 1)
 DEFINE_INT_KERNELS(q6_k, 1, 0, 0)
 
-typedef int (*matmul_fn)(const float *, const uint8_t *, float *, int, int, int, size_t);
-typedef void (*dequant_fn)(const uint8_t *, float *, int, int, size_t);
-typedef struct { int qtype; int block; matmul_fn matmul; dequant_fn dequant; } kernel_entry;
-
-static const kernel_entry KERNELS[] = {
+const kernel_entry KERNELS[] = {
     {T_F32, 32, matmul_f32, dequant_f32},     {T_F16, 32, matmul_f16, dequant_f16},
     {T_BF16, 32, matmul_bf16, dequant_bf16},  {T_Q4_0, 32, matmul_q4_0, dequant_q4_0},
     {T_Q4_1, 32, matmul_q4_1, dequant_q4_1},  {T_Q5_0, 32, matmul_q5_0, dequant_q5_0},
@@ -355,292 +326,4 @@ static const kernel_entry KERNELS[] = {
     {T_Q6_K, 256, matmul_q6_k, dequant_q6_k},
 };
 
-static const kernel_entry *find_kernel(int qtype, int K) {
-    for (size_t i = 0; i < sizeof(KERNELS) / sizeof(KERNELS[0]); i++) {
-        if (KERNELS[i].qtype != qtype) continue;
-        if (K <= 0 || K % KERNELS[i].block != 0) {
-            PyErr_Format(PyExc_ValueError, "row length %d is not a multiple of the block size %d", K, KERNELS[i].block);
-            return NULL;
-        }
-        return &KERNELS[i];
-    }
-    PyErr_Format(PyExc_ValueError, "no CPU kernel for GGML type %d", qtype);
-    return NULL;
-}
-
-/* ---- elementwise kernels for decode ---------------------------------------------------------- */
-
-/* exp(x) for x <= ~88, Cephes' polynomial: ~1e-7 relative error; inputs below -87.3 give ~0 */
-INLINE __m256 exp_ps(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
-    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
-}
-
-static void rms_norm_rows(float *x, const float *residual, const float *w, float *out, int rows, int dim, float eps) {
-    #pragma omp parallel for schedule(static) if (rows > 8)
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * dim;
-        if (residual) for (int i = 0; i < dim; i++) xr[i] += residual[(size_t)r * dim + i];
-        double ss = 0.0;
-        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = 1.0f / sqrtf((float)(ss / dim) + eps);
-        float *o = out + (size_t)r * dim;
-        for (int i = 0; i < dim; i++) o[i] = xr[i] * scale * w[i];
-    }
-}
-
-static void silu_mul_rows(const float *gate_up, float *out, int rows, int dim) {
-    #pragma omp parallel for schedule(static) if (rows > 8)
-    for (int r = 0; r < rows; r++) {
-        const float *g = gate_up + (size_t)r * 2 * dim, *u = g + dim;
-        float *o = out + (size_t)r * dim;
-        int i = 0;
-        for (; i + 8 <= dim; i += 8) {  /* silu(g) = g / (1 + exp(-g)); exp_ps clamps -g above 88 */
-            __m256 gv = _mm256_loadu_ps(g + i);
-            __m256 e = exp_ps(_mm256_min_ps(_mm256_sub_ps(_mm256_setzero_ps(), gv), _mm256_set1_ps(88.0f)));
-            __m256 s = _mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
-        }
-        for (; i < dim; i++) o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-    }
-}
-
-/* ---- attention for a few rows (decode, speculative verify) -----------------------------------
- * qkv: [rows, (H + 2*Hkv) * D] as the fused projection wrote it; row i sits at position start+i.
- * Per row: optional per-head RMSNorm of q and k (qk_norm: [H + Hkv, D] weights), rotary embedding
- * of the first rot_dim features (adjacent pairs, angle = position * inv_freq, scaled by mscale),
- * k and v stored into the layer's cache ([Hkv, max_tokens, D]); then each query head attends to
- * positions 0..start+i of its kv head. Query heads sharing a kv head are done together so K and V
- * are read once per group. out: [rows, H * D]. qkv is modified in place. */
-
-static void norm_rope_head(float *x, int D, int rot, const float *norm_w, float eps, const float *cs) {
-    if (norm_w) {
-        double ss = 0.0;
-        for (int d = 0; d < D; d++) ss += (double)x[d] * x[d];
-        float scale = 1.0f / sqrtf((float)(ss / D) + eps);
-        for (int d = 0; d < D; d++) x[d] = x[d] * scale * norm_w[d];
-    }
-    for (int k = 0; k < rot / 2; k++) {
-        float a = x[2 * k], b = x[2 * k + 1], c = cs[2 * k], s = cs[2 * k + 1];
-        x[2 * k] = a * c - b * s;
-        x[2 * k + 1] = a * s + b * c;
-    }
-}
-
-/* scores[r][j] = scale * q_r . K[j] for the R query heads sharing these keys: eight keys at a
- * time (kept in L1 while each head uses them), reduced with one hadd tree per head */
-static void key_scores(const float *q, int R, const float *K, int n, int D, float scale, float *scores) {
-    int j = 0;
-    for (; j + 8 <= n && D % 8 == 0; j += 8) {
-        for (int r = 0; r < R; r++) {
-            const float *qr = q + (size_t)r * D;
-            __m256 acc[8];
-            for (int b = 0; b < 8; b++) acc[b] = _mm256_setzero_ps();
-            for (int d = 0; d < D; d += 8) {
-                __m256 qv = _mm256_loadu_ps(qr + d);
-                for (int b = 0; b < 8; b++) acc[b] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(K + (size_t)(j + b) * D + d), acc[b]);
-            }
-            __m256 t0 = _mm256_hadd_ps(acc[0], acc[1]), t1 = _mm256_hadd_ps(acc[2], acc[3]);
-            __m256 t2 = _mm256_hadd_ps(acc[4], acc[5]), t3 = _mm256_hadd_ps(acc[6], acc[7]);
-            __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-            __m256 sums = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-            _mm256_storeu_ps(scores + (size_t)r * n + j, _mm256_mul_ps(sums, _mm256_set1_ps(scale)));
-        }
-    }
-    for (; j < n; j++) {
-        for (int r = 0; r < R; r++) {
-            float acc = 0.0f;
-            for (int d = 0; d < D; d++) acc += q[(size_t)r * D + d] * K[(size_t)j * D + d];
-            scores[(size_t)r * n + j] = acc * scale;
-        }
-    }
-}
-
-/* o[r] += sum_j p[r][j] * V[j]: blocks of 64 keys stay in L1 while every head of the group
- * accumulates 64 output features at a time in registers */
-static void weighted_values(const float *p, int R, int n, const float *V, int D, float *o) {
-    for (int j0 = 0; j0 < n; j0 += 64) {
-        int j1 = j0 + 64 < n ? j0 + 64 : n;
-        for (int r = 0; r < R; r++) {
-            const float *pr = p + (size_t)r * n;
-            float *orow = o + (size_t)r * D;
-            int d0 = 0;
-            for (; d0 + 64 <= D; d0 += 64) {
-                __m256 acc[8];
-                for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(orow + d0 + 8 * c);
-                for (int j = j0; j < j1; j++) {
-                    __m256 pj = _mm256_set1_ps(pr[j]);
-                    const float *v = V + (size_t)j * D + d0;
-                    for (int c = 0; c < 8; c++) acc[c] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * c), acc[c]);
-                }
-                for (int c = 0; c < 8; c++) _mm256_storeu_ps(orow + d0 + 8 * c, acc[c]);
-            }
-            for (int j = j0; j < j1 && d0 < D; j++)
-                for (int d = d0; d < D; d++) orow[d] += pr[j] * V[(size_t)j * D + d];
-        }
-    }
-}
-
-/* exp(s - max) in place; returns the sum */
-static float softmax_numerators(float *s, int n) {
-    float m = s[0];
-    for (int j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
-    __m256 mv = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
-    int j = 0;
-    for (; j + 8 <= n; j += 8) {
-        __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
-        _mm256_storeu_ps(s + j, e);
-        sum = _mm256_add_ps(sum, e);
-    }
-    float total = hsum(sum);
-    for (; j < n; j++) { s[j] = expf(s[j] - m); total += s[j]; }
-    return total;
-}
-
-static int attention_rows(float *qkv, int rows, int H, int Hkv, int D, int rot, const float *inv_freq, float mscale,
-                          const float *qk_norm, float eps, float *k_cache, float *v_cache, int max_tokens, int start,
-                          float *out) {
-    const int width = (H + 2 * Hkv) * D, rep = H / Hkv;
-    float *cs = malloc(sizeof(float) * (rot > 0 ? rot : 1));
-    if (!cs) return -1;
-    for (int i = 0; i < rows; i++) {
-        float *row = qkv + (size_t)i * width, pos = (float)(start + i);
-        for (int k = 0; k < rot / 2; k++) {
-            float theta = pos * inv_freq[k];
-            cs[2 * k] = cosf(theta) * mscale;
-            cs[2 * k + 1] = sinf(theta) * mscale;
-        }
-        for (int h = 0; h < H + Hkv; h++)
-            norm_rope_head(row + (size_t)h * D, D, rot, qk_norm ? qk_norm + (size_t)h * D : NULL, eps, cs);
-        for (int g = 0; g < Hkv; g++) {
-            size_t at = ((size_t)g * max_tokens + start + i) * D;
-            memcpy(k_cache + at, row + (size_t)(H + g) * D, sizeof(float) * D);
-            memcpy(v_cache + at, row + (size_t)(H + Hkv + g) * D, sizeof(float) * D);
-        }
-    }
-    free(cs);
-    const float scale = 1.0f / sqrtf((float)D);
-    int failed = 0;
-    #pragma omp parallel for schedule(dynamic) collapse(2) reduction(| : failed)
-    for (int i = 0; i < rows; i++) {
-        for (int g = 0; g < Hkv; g++) {  /* the query heads of one kv head together: K, V read once */
-            const int n_keys = start + i + 1;
-            float *p = malloc(sizeof(float) * (size_t)rep * n_keys), inv_sum[rep];
-            if (!p) { failed = 1; continue; }
-            const float *K = k_cache + (size_t)g * max_tokens * D, *V = v_cache + (size_t)g * max_tokens * D;
-            key_scores(qkv + (size_t)i * width + (size_t)g * rep * D, rep, K, n_keys, D, scale, p);
-            for (int r = 0; r < rep; r++) inv_sum[r] = 1.0f / softmax_numerators(p + (size_t)r * n_keys, n_keys);
-            float *o = out + (size_t)i * H * D + (size_t)g * rep * D;
-            memset(o, 0, sizeof(float) * (size_t)rep * D);
-            weighted_values(p, rep, n_keys, V, D, o);
-            for (int r = 0; r < rep; r++)
-                for (int d = 0; d < D; d++) o[(size_t)r * D + d] *= inv_sum[r];
-            free(p);
-        }
-    }
-    return failed ? -1 : 0;
-}
-
-/* ---- Python bindings --------------------------------------------------------------------------- */
-
-static PyObject *py_matmul(PyObject *self, PyObject *args) {
-    int qtype, M, N, K; unsigned long long x, w, y; Py_ssize_t rb;
-    if (!PyArg_ParseTuple(args, "iKKKiiin", &qtype, &x, &w, &y, &M, &N, &K, &rb)) return NULL;
-    const kernel_entry *k = find_kernel(qtype, K);
-    if (!k) return NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = k->matmul((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
-    Py_END_ALLOW_THREADS
-    if (rc) return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_dequantize(PyObject *self, PyObject *args) {
-    int qtype, rows, K; unsigned long long w, out; Py_ssize_t rb;
-    if (!PyArg_ParseTuple(args, "iKKiin", &qtype, &w, &out, &rows, &K, &rb)) return NULL;
-    const kernel_entry *k = find_kernel(qtype, K);
-    if (!k) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    k->dequant((const uint8_t *)w, (float *)out, rows, K, (size_t)rb);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
-    unsigned long long x, residual, w, out; int rows, dim; float eps;
-    if (!PyArg_ParseTuple(args, "KKKKiif", &x, &residual, &w, &out, &rows, &dim, &eps)) return NULL;
-    rms_norm_rows((float *)x, (const float *)residual, (const float *)w, (float *)out, rows, dim, eps);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
-    unsigned long long gate_up, out; int rows, dim;
-    if (!PyArg_ParseTuple(args, "KKii", &gate_up, &out, &rows, &dim)) return NULL;
-    silu_mul_rows((const float *)gate_up, (float *)out, rows, dim);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_attention(PyObject *self, PyObject *args) {
-    unsigned long long qkv, inv_freq, qk_norm, k_cache, v_cache, out;
-    int rows, H, Hkv, D, rot, max_tokens, start; float mscale, eps;
-    if (!PyArg_ParseTuple(args, "KiiiiiKfKfKKiiK", &qkv, &rows, &H, &Hkv, &D, &rot, &inv_freq, &mscale, &qk_norm, &eps,
-                          &k_cache, &v_cache, &max_tokens, &start, &out)) return NULL;
-    if (Hkv <= 0 || H % Hkv != 0 || rot > D || rot % 2 || start < 0 || start + rows > max_tokens) {
-        PyErr_SetString(PyExc_ValueError, "attention: inconsistent head counts, rotary size or positions");
-        return NULL;
-    }
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = attention_rows((float *)qkv, rows, H, Hkv, D, rot, (const float *)inv_freq, mscale, (const float *)qk_norm, eps,
-                        (float *)k_cache, (float *)v_cache, max_tokens, start, (float *)out);
-    Py_END_ALLOW_THREADS
-    if (rc) return PyErr_NoMemory();
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
-    int n;
-    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
-    omp_set_num_threads(n > 0 ? n : 1);
-    Py_RETURN_NONE;
-}
-
-static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(omp_get_max_threads()); }
-
-static PyObject *py_supported_types(PyObject *self, PyObject *args) {
-    PyObject *out = PyList_New(0);
-    for (size_t i = 0; i < sizeof(KERNELS) / sizeof(KERNELS[0]); i++) {
-        PyObject *v = PyLong_FromLong(KERNELS[i].qtype);
-        PyList_Append(out, v);
-        Py_DECREF(v);
-    }
-    return out;
-}
-
-static PyMethodDef METHODS[] = {
-    {"matmul", py_matmul, METH_VARARGS, "y[M,N] = x[M,K] @ W[N,K]^T with W in a GGML block format"},
-    {"dequantize", py_dequantize, METH_VARARGS, "packed rows -> float32 rows"},
-    {"rms_norm", py_rms_norm, METH_VARARGS, "RMSNorm of rows, optionally adding a residual into x first"},
-    {"silu_mul", py_silu_mul, METH_VARARGS, "silu(gate) * up of [rows, 2*dim] -> [rows, dim]"},
-    {"attention", py_attention, METH_VARARGS, "norm + rope + KV store + GQA attention for a few rows"},
-    {"set_num_threads", py_set_num_threads, METH_VARARGS, "threads used by the kernels"},
-    {"get_num_threads", py_get_num_threads, METH_NOARGS, "threads used by the kernels"},
-    {"supported_types", py_supported_types, METH_NOARGS, "GGML type ids with a kernel"},
-    {NULL, NULL, 0, NULL},
-};
-
-static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_cpu", "GGUF block-format CPU kernels", -1, METHODS};
-
-PyMODINIT_FUNC PyInit__cpu(void) { return PyModule_Create(&MODULE); }
+const int N_KERNELS = sizeof(KERNELS) / sizeof(KERNELS[0]);

@@ -1,0 +1,122 @@
+/* Python bindings of the CPU kernels (module inference.kernels._cpu). Pointers come in as
+ * integers (tensor.data_ptr()); the GIL is released while a kernel runs.
+ *
+ *   matmul(qtype, x, w, y, M, N, K, row_bytes)  y[M,N] = x[M,K] @ W[N,K]^T, W in a GGML block format
+ *   dequantize(qtype, w, out, rows, K, row_bytes)
+ *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
+ *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
+ *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
+ *             k_cache, v_cache, max_tokens, start, out)   one attention step for a few rows
+ *   set_num_threads(n), get_num_threads(), supported_types()
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <omp.h>
+
+#include "common.h"
+
+static const kernel_entry *find_kernel(int qtype, int K) {
+    for (int i = 0; i < N_KERNELS; i++) {
+        if (KERNELS[i].qtype != qtype) continue;
+        if (K <= 0 || K % KERNELS[i].block != 0) {
+            PyErr_Format(PyExc_ValueError, "row length %d is not a multiple of the block size %d", K, KERNELS[i].block);
+            return NULL;
+        }
+        return &KERNELS[i];
+    }
+    PyErr_Format(PyExc_ValueError, "no CPU kernel for GGML type %d", qtype);
+    return NULL;
+}
+
+/* ---- Python bindings --------------------------------------------------------------------------- */
+
+static PyObject *py_matmul(PyObject *self, PyObject *args) {
+    int qtype, M, N, K; unsigned long long x, w, y; Py_ssize_t rb;
+    if (!PyArg_ParseTuple(args, "iKKKiiin", &qtype, &x, &w, &y, &M, &N, &K, &rb)) return NULL;
+    const kernel_entry *k = find_kernel(qtype, K);
+    if (!k) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = k->matmul((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_dequantize(PyObject *self, PyObject *args) {
+    int qtype, rows, K; unsigned long long w, out; Py_ssize_t rb;
+    if (!PyArg_ParseTuple(args, "iKKiin", &qtype, &w, &out, &rows, &K, &rb)) return NULL;
+    const kernel_entry *k = find_kernel(qtype, K);
+    if (!k) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    k->dequant((const uint8_t *)w, (float *)out, rows, K, (size_t)rb);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_rms_norm(PyObject *self, PyObject *args) {
+    unsigned long long x, residual, w, out; int rows, dim; float eps;
+    if (!PyArg_ParseTuple(args, "KKKKiif", &x, &residual, &w, &out, &rows, &dim, &eps)) return NULL;
+    rms_norm_rows((float *)x, (const float *)residual, (const float *)w, (float *)out, rows, dim, eps);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
+    unsigned long long gate_up, out; int rows, dim;
+    if (!PyArg_ParseTuple(args, "KKii", &gate_up, &out, &rows, &dim)) return NULL;
+    silu_mul_rows((const float *)gate_up, (float *)out, rows, dim);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_attention(PyObject *self, PyObject *args) {
+    unsigned long long qkv, inv_freq, qk_norm, k_cache, v_cache, out;
+    int rows, H, Hkv, D, rot, max_tokens, start; float mscale, eps;
+    if (!PyArg_ParseTuple(args, "KiiiiiKfKfKKiiK", &qkv, &rows, &H, &Hkv, &D, &rot, &inv_freq, &mscale, &qk_norm, &eps,
+                          &k_cache, &v_cache, &max_tokens, &start, &out)) return NULL;
+    if (Hkv <= 0 || H % Hkv != 0 || rot > D || rot % 2 || start < 0 || start + rows > max_tokens) {
+        PyErr_SetString(PyExc_ValueError, "attention: inconsistent head counts, rotary size or positions");
+        return NULL;
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = attention_rows((float *)qkv, rows, H, Hkv, D, rot, (const float *)inv_freq, mscale, (const float *)qk_norm, eps,
+                        (float *)k_cache, (float *)v_cache, max_tokens, start, (float *)out);
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *args) {
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    omp_set_num_threads(n > 0 ? n : 1);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *self, PyObject *args) { return PyLong_FromLong(omp_get_max_threads()); }
+
+static PyObject *py_supported_types(PyObject *self, PyObject *args) {
+    PyObject *out = PyList_New(0);
+    for (int i = 0; i < N_KERNELS; i++) {
+        PyObject *v = PyLong_FromLong(KERNELS[i].qtype);
+        PyList_Append(out, v);
+        Py_DECREF(v);
+    }
+    return out;
+}
+
+static PyMethodDef METHODS[] = {
+    {"matmul", py_matmul, METH_VARARGS, "y[M,N] = x[M,K] @ W[N,K]^T with W in a GGML block format"},
+    {"dequantize", py_dequantize, METH_VARARGS, "packed rows -> float32 rows"},
+    {"rms_norm", py_rms_norm, METH_VARARGS, "RMSNorm of rows, optionally adding a residual into x first"},
+    {"silu_mul", py_silu_mul, METH_VARARGS, "silu(gate) * up of [rows, 2*dim] -> [rows, dim]"},
+    {"attention", py_attention, METH_VARARGS, "norm + rope + KV store + GQA attention for a few rows"},
+    {"set_num_threads", py_set_num_threads, METH_VARARGS, "threads used by the kernels"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "threads used by the kernels"},
+    {"supported_types", py_supported_types, METH_NOARGS, "GGML type ids with a kernel"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {PyModuleDef_HEAD_INIT, "_cpu", "GGUF block-format CPU kernels", -1, METHODS};
+
+PyMODINIT_FUNC PyInit__cpu(void) { return PyModule_Create(&MODULE); }
