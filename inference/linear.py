@@ -20,8 +20,9 @@ from . import kernels
 from .gguf_file import TensorInfo
 from .quants import check_supported, dequantize
 
-# Up to this many rows the fused kernel beats dequantize + GEMM (measured on a 2-core Zen 3;
-# see docs/benchmarks.md). Decode and speculative verify batches both stay under it.
+# Up to this many rows the packed kernel runs; above it, dequantize + float32 BLAS. The kernel is
+# faster up to ~16 rows on the 2-core Zen 3 of CI (docs/benchmarks.md); 8 covers a decode step
+# and a speculative verify batch, and longer inputs (prefill) keep the exact float path.
 PACKED_MAX_ROWS = 8
 
 
@@ -45,10 +46,6 @@ class DenseLinear(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-
-    @property
-    def out_features(self) -> int:
-        return self.weight.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias)

@@ -25,6 +25,8 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 _GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 _CL100K = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 _QWEN2 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+# Qwen3.5/3.6: as qwen2, but combining marks (\p{M}) stay with their letters
+_QWEN35 = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 # GPT-2's pattern after every digit was split off on its own (HF: Digits(individual) then
 # ByteLevel). One regex does both: a digit matches alone, and a whitespace run directly before a
 # digit behaves as if it ended the text.
@@ -48,7 +50,7 @@ PRE_TOKENIZERS: dict[str, tuple[str, ...]] = {
     "dbrx": (_CL100K,),
     "smaug-bpe": (_CL100K,),
     "qwen2": (_QWEN2,),
-    "qwen35": (_QWEN2,),
+    "qwen35": (_QWEN35,),
     "deepseek-v3": _DEEPSEEK_V3,
 }
 

@@ -20,7 +20,7 @@ FIXED = [
     "It's they're we've I'm you'll he'd", "IT'S THEY'RE DON'T", "émoji 👨‍👩‍👧 family, 👍🏽 and 🇺🇸 flags",
     "日本語のテキストとカタカナ", "中文测试：你好，世界！", "한국어 텍스트입니다", "Ελληνικά γράμματα", "Привет, мир",
     "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया", "ภาษาไทย", "Ünïcödé çåsès ñ", "non\u00a0breaking\u2009spaces",
-    "zero\u200bwidth", "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>", "<|im_end|><|im_start|>",
+    "zero\u200bwidth", "combining e\u0301 and a\u0308\u0304", "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", "<|endoftext|>", "<|im_end|><|im_start|>",
     "<|im_start", "text<|endoftext|>more", "<repo_name>octo/cat<file_sep>main.py", "    return x ** 2  # square",
     "if (a && b) { return c; }", "SELECT * FROM users WHERE id = 42;", "https://example.com/path?q=1&r=2#frag",
     "C:\\Users\\name\\file.txt", "€100 £50 ¥1000 ₹20", "∑∫∂√∞≠≤≥", "a.1", "x \n1", "  1", "\t\t2", "end with newline\n",
@@ -94,7 +94,7 @@ def test_matches_the_models_own_pretokenizer_everywhere(ours, vocab):
     assert ours.encode("x  1") == [reference.token_to_id("x"), reference.token_to_id("ĠĠ"), reference.token_to_id("1")]
 
 
-@pytest.mark.parametrize("pre", ["qwen2", "llama-bpe", "deepseek-v3", "gpt2"])
+@pytest.mark.parametrize("pre", ["qwen2", "qwen35", "llama-bpe", "deepseek-v3", "gpt2"])
 def test_other_pretokenizers_match_hf_split_pipelines(pre, vocab):
     tokens, types, merges = vocab
     special = SpecialTokens(bos=None, eos=None, eot=None, add_bos=False, add_eos=False)

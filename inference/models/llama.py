@@ -76,9 +76,9 @@ class Attention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, w_gate_up: nn.Module, w_down: nn.Module, ffn_dim: int):
+    def __init__(self, w_gate_up: nn.Module, w_down: nn.Module):
         super().__init__()
-        self.w_gate_up, self.w_down, self.ffn_dim = w_gate_up, w_down, ffn_dim
+        self.w_gate_up, self.w_down = w_gate_up, w_down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_down(ops.silu_mul(self.w_gate_up(x)))
@@ -164,7 +164,7 @@ def load_llama(g: GGUFFile, device: torch.device, dtype: torch.dtype, packed: bo
             linear([f"{p}.attn_output"]),
             qk_norm,
         )
-        ffn = FeedForward(linear([f"{p}.ffn_gate", f"{p}.ffn_up"]), linear([f"{p}.ffn_down"]), cfg.ffn_dim)
+        ffn = FeedForward(linear([f"{p}.ffn_gate", f"{p}.ffn_up"]), linear([f"{p}.ffn_down"]))
         blocks.append(Block(vec(f"{p}.attn_norm.weight"), attn, vec(f"{p}.ffn_norm.weight"), ffn, cfg.rms_eps))
 
     embed = Embedding(g.tensor("token_embd.weight"), device, dtype, packed)
