@@ -156,6 +156,8 @@ class Engine:
         if weights == "packed" and not packed:
             raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension), "
                               "--device cpu and float32")
+        if n_ctx is not None and n_ctx < 2:
+            raise EngineError(f"context size must be at least 2 tokens, got {n_ctx}")
         if dev.type == "cpu" and kernels.cpu is not None:
             kernels.cpu.set_num_threads(torch.get_num_threads())
         gguf = GGUFFile(path)
@@ -164,8 +166,6 @@ class Engine:
             model = load_model(gguf, dev, dtype_, packed)
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
-        if ctx < 2:
-            raise EngineError(f"context size must be at least 2 tokens, got {ctx}")
         template = cls._chat_template(gguf, tokenizer, chat_template)
         return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed)
 
@@ -215,9 +215,8 @@ class Engine:
         ids = self._prompt_ids(prompt, messages, tools)
         if not ids:
             raise EngineError("the prompt is empty")
-        end = frozenset() if ignore_eos else frozenset(t for t in (self.tokenizer.special.eos, self.tokenizer.special.eot) if t is not None)
-        loop = TokenLoop(self.model, self.cache, ids, Sampler(sampling or SamplingParams(), self.device),
-                         max_new_tokens, end)
+        end = frozenset() if ignore_eos else self.tokenizer.end_of_generation
+        loop = TokenLoop(self.model, self.cache, ids, Sampler(sampling or SamplingParams()), max_new_tokens, end)
         return Generation(loop, self.tokenizer, stop, self.device)
 
     def generate(self, prompt: str | Sequence[int] | None = None, **kwargs: Any) -> Completion:

@@ -71,10 +71,10 @@ def filtered_distribution(logits: torch.Tensor, params: SamplingParams) -> torch
 
 
 class Sampler:
-    def __init__(self, params: SamplingParams, device: torch.device):
+    def __init__(self, params: SamplingParams):
         self.params = params
         self.generator = None
-        if not params.greedy:
+        if not params.greedy:  # draws happen on the CPU, so a seed gives the same text on every device
             self.generator = torch.Generator(device="cpu")
             if params.seed is not None:
                 self.generator.manual_seed(params.seed)

@@ -157,9 +157,9 @@ class Tokenizer:
         tokens = g.require("tokenizer.ggml.tokens")
         types = g.get("tokenizer.ggml.token_type") or [NORMAL] * len(tokens)
         eot = g.get("tokenizer.ggml.eot_token_id")
-        if eot is None:
-            eot = next((i for name in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>")
-                        for i, t in enumerate(tokens) if t == name and types[i] == CONTROL), None)
+        if eot is None:  # older files: the usual end-of-turn tokens, when the vocabulary marks them as control
+            control = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty == CONTROL}
+            eot = next((control[n] for n in ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>") if n in control), None)
         special = SpecialTokens(
             bos=g.get("tokenizer.ggml.bos_token_id"),
             eos=g.get("tokenizer.ggml.eos_token_id"),
@@ -209,8 +209,10 @@ class Tokenizer:
         parts = [self.id_to_bytes[i] for i in ids if not (skip_special and i in self.control_ids)]
         return b"".join(parts).decode("utf-8", errors="replace")
 
-    def is_end_of_generation(self, token: int) -> bool:
-        return token in (self.special.eos, self.special.eot)
+    @property
+    def end_of_generation(self) -> frozenset[int]:
+        """Tokens that end a generation: EOS and the end-of-turn token."""
+        return frozenset(t for t in (self.special.eos, self.special.eot) if t is not None)
 
     def stream_decoder(self, skip_special: bool = False) -> "StreamDecoder":
         return StreamDecoder(self, skip_special)

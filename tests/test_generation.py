@@ -149,7 +149,7 @@ def test_repetition_penalty_pushes_seen_tokens_down():
 def test_seeded_draws_follow_the_distribution():
     from inference.sampling import Sampler
 
-    sampler = Sampler(SamplingParams(temperature=1.0, seed=0), torch.device("cpu"))
+    sampler = Sampler(SamplingParams(temperature=1.0, seed=0))
     logits = torch.log(torch.tensor([0.7, 0.2, 0.1]))
     counts = torch.bincount(torch.tensor([sampler(logits, []) for _ in range(3000)]), minlength=3).float() / 3000
     assert torch.allclose(counts, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
