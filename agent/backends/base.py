@@ -1,0 +1,66 @@
+"""The small protocol every model backend speaks, and what a model turn returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+# A conversation message, provider-neutral (OpenAI-like), JSON-serialisable:
+#   {"role": "system" | "user" | "assistant" | "tool", "content": str, ...}
+# assistant messages may add "tool_calls": [{"id", "name", "arguments"}], "raw" (the exact text the
+# model produced, tool-call markup included) and "reasoning"; tool messages add "tool_call_id" and "name".
+Message = dict[str, Any]
+
+
+class ModelError(Exception):
+    """The model could not produce a turn (server error, stall, lost connection, broken script)."""
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass
+class TurnStats:
+    prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0  # prompt prefix served from the KV cache (embedded) or reported cached (server)
+    generated_tokens: int = 0
+    prefill_tokens_per_second: float = 0.0
+    decode_tokens_per_second: float = 0.0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+
+
+@dataclass
+class ModelTurn:
+    text: str  # what the model said, tool-call markup removed
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    raw: str = ""  # the model's exact output
+    reasoning: str = ""
+    format_error: str | None = None  # set when the output tried to call a tool but could not be parsed
+    finish_reason: str = "stop"  # "stop", "length", "tool_calls"
+    stats: TurnStats = field(default_factory=TurnStats)
+
+
+class Backend(Protocol):
+    name: str  # "embedded", "openai", "scripted"
+    model: str  # what the model is called, for events and sessions
+    context_window: int  # tokens the model can see at once
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]],
+                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+        """One model turn for the conversation so far. `tools` are OpenAI-style function specs.
+        `on_text` receives text deltas as they stream. Raises ModelError."""
+        ...
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        """How many tokens the next request would take."""
+        ...
