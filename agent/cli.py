@@ -69,6 +69,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ppl-ctx", type=int, default=512, metavar="N", help="perplexity window in tokens (default 512)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
+    run = sub.add_parser("run", parents=[common], help="run the agent on a task without a UI (headless)",
+                         description="Run the agent on a task. Exit codes: 0 done, 1 model or tool failure, "
+                                     "2 bad usage or input, 3 limit reached, 130 interrupted.")
+    run.add_argument("task", nargs="?", help="a file holding the task ('-' reads it from stdin)")
+    run.add_argument("-p", "--prompt", help="the task as text instead of a file")
+    run.add_argument("--backend", choices=["embedded", "openai", "scripted"], help="where the model runs (default: embedded)")
+    run.add_argument("--script", metavar="FILE", help="model turns to replay (scripted backend)")
+    run.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (openai backend)")
+    run.add_argument("--api-key", help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
+    run.add_argument("--max-turns", type=int, metavar="N", help="stop after N model turns (default 30)")
+    run.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much wall time")
+    run.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"],
+                     help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
+                          "commands need approval; plan: read-only; yolo: everything runs")
+    run.add_argument("--allow", action="append", default=[], metavar="RULE", help="allow calls matching RULE, e.g. 'shell(pytest *)'")
+    run.add_argument("--deny", action="append", default=[], metavar="RULE", help="deny calls matching RULE (deny wins)")
+    run.add_argument("--output-format", choices=["text", "json", "stream-json"], default="text")
+    run.add_argument("--temperature", type=float, help="sampling temperature for the embedded model (default 0: greedy)")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("-c", "--continue", dest="continue_session", action="store_true", help="continue the latest session of this repository")
+    resume.add_argument("-r", "--resume", metavar="ID", help="continue the session ID (see `agent sessions`)")
+
+    undo = sub.add_parser("undo", parents=[common], help="restore the files as they were before the agent's last edits")
+    undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest checkpoint of any)")
+    sub.add_parser("sessions", parents=[common], help="this repository's saved sessions, newest first")
+
     models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     models_sub.add_parser("pull", parents=[common], help="fetch the default model into the cache")
@@ -102,13 +128,9 @@ def _load_engine(args: argparse.Namespace):
     from inference import Engine
 
     from .model_store import resolve_model
+    from .run import read_chat_template
 
-    template = None
-    if args.chat_template:
-        try:
-            template = Path(args.chat_template).read_text(encoding="utf-8")
-        except OSError as e:
-            raise AgentError(f"cannot read --chat-template {args.chat_template}: {e.strerror}") from e
+    template = read_chat_template(args.chat_template)
     path = resolve_model(args.model)
     start = time.perf_counter()
     engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template,
@@ -222,4 +244,60 @@ def _models_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "bench": cmd_bench, "models": cmd_models}
+def cmd_run(args: argparse.Namespace) -> int:
+    from .events import make_output
+    from .run import RunSettings, run_task
+
+    if args.prompt is not None and args.task is not None:
+        raise AgentError("give the task as a file or with --prompt, not both")
+    if args.prompt is not None:
+        task = args.prompt
+    elif args.task == "-":
+        task = sys.stdin.read()
+    elif args.task:
+        task = _read_text(args.task, "the task file")
+    else:
+        raise AgentError("no task: give a task file, '-' to read it from stdin, or --prompt TEXT")
+    settings = RunSettings(
+        backend=args.backend, model=args.model, script=Path(args.script) if args.script else None,
+        base_url=args.base_url, api_key=args.api_key, max_turns=args.max_turns, max_time=args.max_time,
+        permission_mode=args.permission_mode, allow=args.allow, deny=args.deny,
+        continue_session=args.continue_session, resume=args.resume, device=args.device, ctx=args.ctx,
+        weights=args.weights, dtype=args.dtype, chat_template=Path(args.chat_template) if args.chat_template else None,
+        temperature=args.temperature,
+    )
+    result = run_task(settings, task, Path.cwd(), make_output(args.output_format))
+    return result.exit_code
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from .checkpoints import CheckpointError, undo_last
+    from .run import find_root
+
+    try:
+        checkpoint, report = undo_last(find_root(Path.cwd()), args.session)
+    except CheckpointError as e:
+        raise AgentError(str(e)) from e
+    print(f"restored the files as they were before {checkpoint.label} of session {checkpoint.session_id}")
+    for label, paths in (("restored", report.restored), ("deleted", report.deleted), ("recreated", report.recreated)):
+        for path in paths:
+            print(f"  {label}: {path}")
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from .run import find_root
+    from .session import list_sessions
+
+    root = find_root(Path.cwd())
+    sessions = list_sessions(root)
+    if not sessions:
+        print(f"no sessions for {root}")
+    for s in sessions:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.modified))
+        print(f"{s.id}  {stamp}  {s.first_task}")
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "bench": cmd_bench, "models": cmd_models, "run": cmd_run, "undo": cmd_undo,
+            "sessions": cmd_sessions}

@@ -1,10 +1,37 @@
-"""Tool calls in model text: parsing what local models write, tolerantly."""
+"""Tool calls in model text: parsing what local models write, tolerantly, and the prompts that
+teach a model without template tool support how to write them."""
 
 from __future__ import annotations
 
+import ast
+import json
+import math
+import re
 from dataclasses import dataclass, field
+from typing import Any, Union
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from agent.backends.base import ToolCall
+from agent.prompts import load_prompt
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+FUNCTION_OPEN = "<function="
+
+_FUNCTION = re.compile(r"<function=([^>\n]*)>(.*?)(?:</function>|(?=<function=)|\Z)", re.DOTALL)
+_PARAMETER = re.compile(r"<parameter=([^>\n]*)>(.*?)(?:</parameter>|(?=<parameter=)|\Z)", re.DOTALL)
+# ```json / ```tool_call / plain ``` blocks; the language word may be followed by the JSON on the same line
+_FENCE = re.compile(r"```[ \t]*([A-Za-z_]*)[ \t]*\n?(.*?)```", re.DOTALL)
+_CALL_FENCES = {"json", "tool_call", ""}
+_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")', re.DOTALL)
+_ANY_STRING = re.compile(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
+_JSON_LITERALS = {v: k for k, v in _PYTHON_LITERALS.items()}
+
+_env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
 
 
 @dataclass
@@ -15,5 +42,379 @@ class ParsedOutput:
     error: str | None = None  # set when the text tries to call a tool but it cannot be parsed
 
 
+# One call found in the text, in order: (name, arguments), or the message saying why it is unusable.
+_Found = Union[tuple[str, dict[str, Any]], str]
+
+
 def parse_tool_calls(text: str, tool_names: set[str] | None = None) -> ParsedOutput:
-    raise NotImplementedError
+    """Split a model's raw output into visible text, reasoning and tool calls.
+
+    Recognises Hermes/Qwen `<tool_call>{json}</tool_call>`, Qwen3-Coder `<function=...>` XML, and
+    (when no tags are present) a fenced or bare JSON object that is clearly a call. `error` is set
+    when markup is present but unusable, or names a tool outside `tool_names`; the calls that did
+    parse are kept."""
+    visible, reasoning = _split_reasoning(text)
+    spans, found = _tagged_calls(visible)
+    if not found:
+        spans, found = _fenced_calls(visible, tool_names)
+    if found:
+        visible = _remove_spans(visible, spans)
+    else:
+        # Qwen3 sometimes writes the call before closing its <think>; honour it when nothing is outside.
+        reasoning_spans, found = _tagged_calls(reasoning)
+        if found:
+            reasoning = _remove_spans(reasoning, reasoning_spans)
+    visible = visible.replace(CALL_CLOSE, "").strip()
+
+    calls: list[ToolCall] = []
+    errors: list[str] = []
+    for item in found:
+        if isinstance(item, str):
+            errors.append(item)
+        elif tool_names is not None and item[0] not in tool_names:
+            errors.append(_unknown_tool(item[0], tool_names))
+        else:
+            calls.append(ToolCall(id=f"call_{len(calls) + 1}", name=item[0], arguments=item[1]))
+    return ParsedOutput(text=visible, reasoning=reasoning, calls=calls, error="; ".join(errors) or None)
+
+
+def format_tool_call(name: str, arguments: dict[str, Any]) -> str:
+    """A call in the canonical Hermes form: what the protocol prompt teaches and what the parser reads best."""
+    return f"{CALL_OPEN}\n{json.dumps({'name': name, 'arguments': arguments}, ensure_ascii=False)}\n{CALL_CLOSE}"
+
+
+def tool_protocol_prompt(tools: list[dict[str, Any]]) -> str:
+    """A system-prompt section that lists `tools` (OpenAI-style specs) and teaches the call format,
+    for models whose chat template cannot render tools. Empty when there are no tools."""
+    functions = [tool.get("function", tool) for tool in tools]
+    if not functions:
+        return ""
+    listed = [{"name": f["name"], "description": (f.get("description") or "").strip(),
+               "parameters": json.dumps(f.get("parameters") or {}, ensure_ascii=False, separators=(",", ":"))}
+              for f in functions]
+    example = format_tool_call(functions[0]["name"], _example_arguments(functions[0].get("parameters") or {}))
+    return _render("tool_protocol.md", tools=listed, example=example)
+
+
+def format_error_message(error: str, tool_names: list[str]) -> str:
+    """The correction sent back to the model after a call that could not be used."""
+    # The example names the tool the model was reaching for when the error mentions one.
+    mentioned = [name for name in tool_names if f"'{name}'" in error]
+    example_tool = (mentioned or tool_names or ["tool_name"])[0]
+    example = format_tool_call(example_tool, {"argument_name": "value"})
+    return _render("format_error.md", error=error, tool_names=tool_names, example=example)
+
+
+# -- reasoning --------------------------------------------------------------------------------
+
+def _split_reasoning(text: str) -> tuple[str, str]:
+    """(visible text, reasoning). Handles a `</think>` without its opening tag (Qwen3 templates put
+    `<think>` in the prompt) and an unclosed `<think>` (the model stopped while thinking)."""
+    visible: list[str] = []
+    reasoning: list[str] = []
+    pos = 0
+    first_open, first_close = text.find(THINK_OPEN), text.find(THINK_CLOSE)
+    if first_close != -1 and (first_open == -1 or first_close < first_open):
+        reasoning.append(text[:first_close])
+        pos = first_close + len(THINK_CLOSE)
+    while True:
+        start = text.find(THINK_OPEN, pos)
+        if start == -1:
+            visible.append(text[pos:])
+            break
+        visible.append(text[pos:start])
+        end = text.find(THINK_CLOSE, start + len(THINK_OPEN))
+        if end == -1:
+            reasoning.append(text[start + len(THINK_OPEN):])
+            break
+        reasoning.append(text[start + len(THINK_OPEN):end])
+        pos = end + len(THINK_CLOSE)
+    return "".join(visible), "\n\n".join(part.strip() for part in reasoning if part.strip())
+
+
+def _remove_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    pieces, pos = [], 0
+    for start, end in spans:
+        pieces.append(text[pos:start])
+        pos = end
+    pieces.append(text[pos:])
+    return "\n\n".join(piece.strip() for piece in pieces if piece.strip())
+
+
+# -- tagged calls -----------------------------------------------------------------------------
+
+def _tagged_calls(text: str) -> tuple[list[tuple[int, int]], list[_Found]]:
+    """Every `<tool_call>` block, and every bare `<function=...>` block outside one."""
+    spans: list[tuple[int, int]] = []
+    found: list[_Found] = []
+    pos = 0
+    while True:
+        call_at, function_at = text.find(CALL_OPEN, pos), text.find(FUNCTION_OPEN, pos)
+        if call_at == -1 and function_at == -1:
+            return spans, found
+        if call_at != -1 and (function_at == -1 or call_at < function_at):
+            body_start = call_at + len(CALL_OPEN)
+            close, next_open = text.find(CALL_CLOSE, body_start), text.find(CALL_OPEN, body_start)
+            if close == -1 or (next_open != -1 and next_open < close):
+                # unclosed: the model stopped (or started the next call) before the closing tag
+                body_end = end = next_open if next_open != -1 else len(text)
+            else:
+                body_end, end = close, close + len(CALL_CLOSE)
+            found.extend(_parse_call_body(text[body_start:body_end], CALL_OPEN))
+            spans.append((call_at, end))
+        else:
+            match = _FUNCTION.match(text, function_at)
+            if match is None:  # "<function=" never closed by ">": prose, not a call
+                end = function_at + len(FUNCTION_OPEN)
+            else:
+                found.extend(_parse_functions(match.group(0)))
+                spans.append((function_at, match.end()))
+                end = match.end()
+        pos = end
+
+
+def _parse_call_body(body: str, where: str) -> list[_Found]:
+    body = _strip_partial_close(body.strip()).strip()
+    if body.startswith("```"):  # some models fence the JSON inside the tags too
+        body = re.sub(r"^```[A-Za-z_]*\s*|\s*```$", "", body)
+    if not body:
+        return [f'the {where} is empty: put {{"name": ..., "arguments": {{...}}}} inside it']
+    if body.startswith(FUNCTION_OPEN):
+        return _parse_functions(body)
+    values, error = _load_json(body)
+    if error is not None:
+        return [f"the JSON inside {where} is invalid: {error}"]
+    return [_call_from_json(value, where) for value in _flatten(values)]
+
+
+def _strip_partial_close(body: str) -> str:
+    """Drop a closing tag cut short by a stop sequence or the token limit, e.g. a final `</tool_`."""
+    for size in range(len(CALL_CLOSE) - 1, 0, -1):
+        if body.endswith(CALL_CLOSE[:size]):
+            return body[:-size]
+    return body
+
+
+def _parse_functions(body: str) -> list[_Found]:
+    """Qwen3-Coder's XML form: `<function=NAME><parameter=KEY>VALUE</parameter>...</function>`."""
+    found: list[_Found] = []
+    for match in _FUNCTION.finditer(body):
+        name = match.group(1).strip().strip("\"'")
+        if not name:
+            found.append("the <function=...> tag has no tool name: write <function=TOOL_NAME>")
+            continue
+        arguments: dict[str, Any] = {}
+        problem = None
+        for parameter in _PARAMETER.finditer(match.group(2)):
+            key = parameter.group(1).strip().strip("\"'")
+            if not key:
+                problem = f"a <parameter=...> tag of '{name}' has no parameter name: write <parameter=NAME>"
+                break
+            arguments[key] = _xml_value(parameter.group(2))
+        found.append(problem or (name, arguments))
+    return found or ["the <function=...> tag is incomplete: write <function=TOOL_NAME> and close it with </function>"]
+
+
+def _xml_value(raw: str) -> Any:
+    value = raw[1:] if raw.startswith("\n") else raw
+    value = value[:-1] if value.endswith("\n") else value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    if isinstance(parsed, (bool, dict, list)) or (isinstance(parsed, (int, float)) and math.isfinite(parsed)):
+        return parsed
+    return value  # strings and null stay exactly as written
+
+
+# -- fenced and bare JSON ---------------------------------------------------------------------
+
+def _fenced_calls(text: str, tool_names: set[str] | None) -> tuple[list[tuple[int, int]], list[_Found]]:
+    """Calls written as JSON in a code block, or as the whole answer. A ```tool_call block is
+    markup, so its problems are reported; other JSON counts only when it is clearly a call."""
+    spans: list[tuple[int, int]] = []
+    found: list[_Found] = []
+    for match in _FENCE.finditer(text):
+        language, body = match.group(1).lower(), match.group(2).strip()
+        if language not in _CALL_FENCES:
+            continue
+        if language == "tool_call":
+            found.extend(_parse_call_body(body, "```tool_call block"))
+            spans.append(match.span())
+            continue
+        values = _obvious_calls(body, tool_names)
+        if values:
+            found.extend(_call_from_json(value, "```json block") for value in values)
+            spans.append(match.span())
+    if not found:
+        whole = text.strip()
+        values = _obvious_calls(whole, tool_names) if whole[:1] in "{[" else []
+        if values:
+            start = text.find(whole)
+            found.extend(_call_from_json(value, "JSON call") for value in values)
+            spans.append((start, start + len(whole)))
+    return spans, found
+
+
+def _obvious_calls(body: str, tool_names: set[str] | None) -> list[Any]:
+    """The JSON values in `body` when every one is a call object naming a known tool, else []."""
+    values, error = _load_json(body)
+    if error is not None:
+        return []
+    values = _flatten(values)
+    if values and all(_looks_like_call(value, tool_names) for value in values):
+        return values
+    return []
+
+
+def _looks_like_call(value: Any, tool_names: set[str] | None) -> bool:
+    if not isinstance(value, dict):
+        return False
+    value = _unwrap(value)
+    name = value.get("name")
+    return (isinstance(name, str) and ("arguments" in value or "parameters" in value)
+            and (tool_names is None or name.strip() in tool_names))
+
+
+# -- JSON, tolerantly -------------------------------------------------------------------------
+
+def _call_from_json(value: Any, where: str) -> _Found:
+    if not isinstance(value, dict):
+        return f'the {where} must hold a JSON object like {{"name": ..., "arguments": {{...}}}}, not {_json_kind(value)}'
+    value = _unwrap(value)
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return f'the {where} has no tool name: the object needs a "name" field with the tool to call'
+    name = name.strip()
+    arguments = value["arguments"] if "arguments" in value else value.get("parameters")
+    if isinstance(arguments, str):  # some models JSON-encode the arguments a second time
+        if not arguments.strip():
+            arguments = None
+        else:
+            decoded, error = _load_json(arguments)
+            if error is not None or len(decoded) != 1:
+                return f"the arguments of '{name}' are a string that is not one JSON object: {error or 'several values'}"
+            arguments = decoded[0]
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        return f"the arguments of '{name}' must be a JSON object with one field per parameter, not {_json_kind(arguments)}"
+    return name, arguments
+
+
+def _unwrap(value: dict[str, Any]) -> dict[str, Any]:
+    """`{"function": {"name", "arguments"}}` (OpenAI's shape) and `{"function": "name", ...}`."""
+    inner = value.get("function")
+    if isinstance(inner, dict):
+        return {**{k: v for k, v in value.items() if k != "function"}, **inner}
+    if isinstance(inner, str) and "name" not in value:
+        return {**value, "name": inner}
+    return value
+
+
+def _flatten(values: list[Any]) -> list[Any]:
+    return [item for value in values for item in (value if isinstance(value, list) else [value])]
+
+
+def _load_json(text: str) -> tuple[list[Any], str | None]:
+    """The JSON values in `text`, repairing what local models commonly get wrong, or the error
+    of the strict parse (the most useful one to show the model)."""
+    try:
+        return [json.loads(text)], None
+    except json.JSONDecodeError as e:
+        error = f"{e.msg} at line {e.lineno} column {e.colno}"
+    repaired = _repair_json(text)
+    try:
+        return [json.loads(repaired)], None
+    except json.JSONDecodeError:
+        pass
+    values = _json_sequence(repaired)
+    if values:
+        return values, None
+    value = _python_literal(text)
+    if value is not None:
+        return [value], None
+    return [], error
+
+
+def _repair_json(text: str) -> str:
+    """Trailing commas and Python's True/False/None fixed, and missing closing brackets added
+    when the text stops outside a string."""
+    pieces = _JSON_STRING.split(text)
+    stack: list[str] = []
+    for i in range(0, len(pieces), 2):  # even pieces are outside strings
+        piece = _TRAILING_COMMA.sub(r"\1", pieces[i])
+        piece = re.sub(r"\b(True|False|None)\b", lambda m: _PYTHON_LITERALS[m.group(1)], piece)
+        pieces[i] = piece
+        for char in piece:
+            if char in "{[":
+                stack.append("}" if char == "{" else "]")
+            elif char in "}]" and stack and stack[-1] == char:
+                stack.pop()
+    repaired = "".join(pieces)
+    if '"' not in pieces[-1]:  # a quote here opens a string that never closes: nothing to balance
+        repaired = repaired.rstrip().rstrip(",") + "".join(reversed(stack))
+    return repaired
+
+
+def _json_sequence(text: str) -> list[Any]:
+    """Several JSON values one after another (some models put two calls in one block)."""
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos == len(text):
+            return values if len(values) > 1 else []
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            return []
+        values.append(value)
+
+
+def _python_literal(text: str) -> Any:
+    """Last resort for single-quoted, Python-style dicts. literal_eval evaluates no code."""
+    if not any("'" in piece for piece in _JSON_STRING.split(text)[::2]):
+        return None  # nothing single-quoted; Python would only add surprises like "a" "b" == "ab"
+    pieces = _ANY_STRING.split(text)
+    for i in range(0, len(pieces), 2):
+        pieces[i] = re.sub(r"\b(true|false|null)\b", lambda m: _JSON_LITERALS[m.group(1)], pieces[i])
+    try:
+        value = ast.literal_eval("".join(pieces))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, (dict, list)) and _is_json_like(value) else None
+
+
+def _is_json_like(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_like(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json_like(item) for item in value)
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _unknown_tool(name: str, tool_names: set[str]) -> str:
+    if not tool_names:
+        return f"there is no tool named '{name}'; no tools are available, so answer without a tool call"
+    return f"there is no tool named '{name}'; the available tools are: {', '.join(sorted(tool_names))}"
+
+
+# -- prompts ----------------------------------------------------------------------------------
+
+def _example_arguments(parameters: dict[str, Any]) -> dict[str, Any]:
+    placeholders = {"string": "...", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
+    properties = parameters.get("properties") or {}
+    names = parameters.get("required") or list(properties)[:1]
+    return {name: placeholders.get((properties.get(name) or {}).get("type"), "...") for name in names}
+
+
+def _render(prompt: str, **values: Any) -> str:
+    return _env.from_string(load_prompt(prompt)).render(**values).strip()

@@ -1,0 +1,7 @@
+"""Model backends behind one small protocol (base.Backend): embedded, openai, scripted."""
+
+from .base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
+
+BACKENDS = ("embedded", "openai", "scripted")
+
+__all__ = ["BACKENDS", "Backend", "Message", "ModelError", "ModelTurn", "ToolCall", "TurnStats"]

@@ -1,0 +1,88 @@
+"""The in-process backend: our own engine, with the KV cache kept between turns.
+
+The prompt is rendered from the whole conversation each turn, and the engine reuses the longest
+prefix its cache already holds. For that prefix to survive, history is rendered exactly as the
+model produced it: an assistant turn goes back into the template as its raw output (tool-call
+markup included, which is what sits in the cache), never re-serialised from parsed calls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from inference import Engine, EngineError, SamplingParams
+
+from ..toolcalls import parse_tool_calls, tool_protocol_prompt
+from .base import Message, ModelError, ModelTurn, TurnStats
+
+# A model that invents a tool's answer instead of waiting for it has stopped doing useful work.
+STOP_STRINGS = ("<tool_response>",)
+
+
+class EmbeddedBackend:
+    name = "embedded"
+
+    def __init__(self, engine: Engine, model: str, sampling: SamplingParams | None = None, max_new_tokens: int = 2048):
+        self.engine = engine
+        self.model = model
+        self.sampling = sampling or SamplingParams()
+        self.max_new_tokens = max_new_tokens
+        template = engine.chat_template
+        # templates that take a `tools` argument render tool definitions and calls their own way
+        self.native_tools = template is not None and "tools" in template.source
+
+    @property
+    def context_window(self) -> int:
+        return self.engine.cache.max_tokens
+
+    def _template_messages(self, messages: list[Message], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for m in messages:
+            role, content = m["role"], m.get("content") or ""
+            if role == "assistant":
+                out.append({"role": "assistant", "content": m.get("raw") or content})
+            elif role == "tool":
+                if self.native_tools:
+                    out.append({"role": "tool", "name": m.get("name"), "tool_call_id": m.get("tool_call_id"), "content": content})
+                else:
+                    out.append({"role": "user", "content": f"<tool_response>\n{content}\n</tool_response>"})
+            elif role == "system" and tools and not self.native_tools:
+                out.append({"role": "system", "content": content + "\n\n" + tool_protocol_prompt(tools)})
+            else:
+                out.append({"role": role, "content": content})
+        return out
+
+    def prompt_ids(self, messages: list[Message], tools: list[dict[str, Any]]) -> list[int]:
+        try:
+            return self.engine.chat_prompt(self._template_messages(messages, tools),
+                                           tools=tools if (tools and self.native_tools) else None)
+        except EngineError as e:
+            raise ModelError(str(e)) from e
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return len(self.prompt_ids(messages, tools))
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]],
+                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+        ids = self.prompt_ids(messages, tools)
+        room = self.context_window - len(ids)
+        if room < 16:
+            raise ModelError(f"the prompt takes {len(ids)} of the {self.context_window} tokens of context; nothing is left to answer in")
+        start = time.perf_counter()
+        try:
+            stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(self.max_new_tokens, room),
+                                        stop=STOP_STRINGS)
+            for delta in stream:
+                if on_text:
+                    on_text(delta)
+        except EngineError as e:
+            raise ModelError(str(e)) from e
+        completion = stream.completion
+        s = completion.stats
+        stats = TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
+                          generated_tokens=s.generated_tokens, prefill_tokens_per_second=s.prefill_tokens_per_second,
+                          decode_tokens_per_second=s.decode_tokens_per_second, seconds=time.perf_counter() - start)
+        parsed = parse_tool_calls(completion.text, {t["function"]["name"] for t in tools})
+        return ModelTurn(text=parsed.text, tool_calls=parsed.calls, raw=completion.text, reasoning=parsed.reasoning,
+                         format_error=parsed.error, finish_reason=completion.finish_reason, stats=stats)

@@ -1,0 +1,84 @@
+"""A backend that replays model turns from a file: for tests and demos.
+
+The file is JSON Lines (or one JSON array); each entry is one model turn:
+    {"text": "I'll look.", "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}}]}
+    {"raw": "<tool_call>{\"name\": \"shell\", ...}</tool_call>"}   # parsed like a local model's output
+    {"text": "partial ans", "error": "connection reset"}            # streams the text, then fails
+    {"text": "slow", "delay": 0.05}                                  # seconds between streamed words
+Lines starting with # are comments. Running out of turns is a model failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import AgentError
+from ..toolcalls import parse_tool_calls
+from .base import Message, ModelError, ModelTurn, ToolCall, TurnStats
+
+
+def load_script(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise AgentError(f"cannot read the script {path}: {e.strerror}") from e
+    stripped = text.strip()
+    try:
+        if stripped.startswith("["):
+            turns = json.loads(stripped)
+        else:
+            turns = [json.loads(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    except json.JSONDecodeError as e:
+        raise AgentError(f"the script {path} is not JSON Lines: {e}") from e
+    if not all(isinstance(t, dict) for t in turns):
+        raise AgentError(f"every turn in {path} must be a JSON object")
+    return turns
+
+
+class ScriptedBackend:
+    name = "scripted"
+
+    def __init__(self, turns: list[dict[str, Any]], model: str = "scripted", context_window: int = 32768):
+        self.turns = list(turns)
+        self.model = model
+        self.context_window = context_window
+        self.requests: list[list[Message]] = []  # what the agent sent, for tests
+
+    @classmethod
+    def from_file(cls, path: Path) -> "ScriptedBackend":
+        return cls(load_script(path), model=f"script:{path.name}")
+
+    def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
+        return len(json.dumps(messages)) // 4 + len(json.dumps(tools)) // 4
+
+    def complete(self, messages: list[Message], tools: list[dict[str, Any]],
+                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+        self.requests.append([dict(m) for m in messages])
+        if not self.turns:
+            raise ModelError("the script has no more turns")
+        spec = self.turns.pop(0)
+        start = time.perf_counter()
+        raw = spec.get("raw", spec.get("text", ""))
+        for piece in re.findall(r"\S+\s*|\s+", raw):
+            if spec.get("delay"):
+                time.sleep(float(spec["delay"]))
+            if on_text:
+                on_text(piece)
+        if "error" in spec:
+            raise ModelError(str(spec["error"]))
+        names = {t["function"]["name"] for t in tools}
+        if "raw" in spec:
+            parsed = parse_tool_calls(raw, names)
+            text, calls, reasoning, error = parsed.text, parsed.calls, parsed.reasoning, parsed.error
+        else:
+            text, reasoning, error = spec.get("text", ""), spec.get("reasoning", ""), None
+            calls = [ToolCall(c.get("id", f"call_{i}"), c["name"], c.get("arguments", {}))
+                     for i, c in enumerate(spec.get("tool_calls", []), 1)]
+        stats = TurnStats(prompt_tokens=self.count_tokens(messages, tools), generated_tokens=max(len(raw) // 4, 1),
+                          seconds=time.perf_counter() - start)
+        return ModelTurn(text=text, tool_calls=calls, raw=raw, reasoning=reasoning, format_error=error,
+                         finish_reason="tool_calls" if calls else "stop", stats=stats)

@@ -1,0 +1,272 @@
+"""The agent loop: messages -> model -> tool calls -> results -> model, until the model answers
+without a tool call or a limit stops it. Outcomes travel as exceptions (mini-swe-agent's design);
+every message is saved as it is added, and every run ends with one `result` event."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import context
+from .backends.base import Backend, Message, ModelError, ModelTurn, ToolCall
+from .checkpoints import CheckpointError, take as take_checkpoint
+from .permissions import Approver, Permissions
+from .session import Session
+from .toolcalls import format_error_message
+from .tools import run_tool
+from .tools.base import Tool, Workspace
+
+EventSink = Callable[[dict[str, Any]], None]
+EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
+
+
+class AgentExit(Exception):
+    status = "error"
+    exit_code = 1
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+
+class Done(AgentExit):
+    status, exit_code = "done", 0
+
+
+class LimitReached(AgentExit):
+    status, exit_code = "limit", 3
+
+
+class ModelFailure(AgentExit):
+    status, exit_code = "error", 1
+
+
+class Interrupted(AgentExit):
+    status, exit_code = "interrupted", 130
+
+
+@dataclass
+class Limits:
+    max_turns: int = 30
+    max_seconds: float | None = None
+    repeated_calls: int = 3  # the same call (name and arguments) this many times in a row stops the run
+    format_errors: int = 3  # malformed tool calls in a row before giving up
+    reserve_tokens: int = 2048  # room kept for the model's answer (and a compaction summary)
+
+
+@dataclass
+class RunResult:
+    status: str
+    exit_code: int
+    answer: str
+    error: str
+    turns: int
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, session_id: str) -> dict[str, Any]:
+        return {"type": "result", "status": self.status, "exit_code": self.exit_code, "answer": self.answer,
+                "error": self.error, "turns": self.turns, "session_id": session_id, **self.totals}
+
+
+class Agent:
+    def __init__(self, backend: Backend, tools: dict[str, Tool], workspace: Workspace, permissions: Permissions,
+                 session: Session, on_event: EventSink, approver: Approver | None = None, limits: Limits | None = None):
+        self.backend, self.tools, self.workspace, self.permissions = backend, tools, workspace, permissions
+        self.session, self.on_event, self.approver = session, on_event, approver
+        self.limits = limits or Limits()
+        self.turns = 0
+        self.totals = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "generated_tokens": 0,
+                       "prefill_seconds": 0.0, "decode_seconds": 0.0}
+        self._recent_calls: list[str] = []
+        self._format_errors = 0
+        self._checkpointed_turn = -1
+        self._start = time.monotonic()
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.session.messages
+
+    def add(self, message: Message) -> None:
+        self.session.add_message(message)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.on_event(event)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, task: str) -> RunResult:
+        self._start = time.monotonic()
+        self.add({"role": "user", "content": task})
+        try:
+            while True:
+                self.step()
+        except AgentExit as outcome:
+            result = self._result(outcome)
+        except KeyboardInterrupt:
+            self._answer_pending_calls("interrupted by the user before it ran")
+            result = self._result(Interrupted("interrupted by the user"))
+        event = result.event(self.session.id)
+        self.session.add_event(event)
+        self.emit(event)
+        return result
+
+    def step(self) -> None:
+        self._check_limits()
+        self._compact_if_needed()
+        turn = self.query()
+        self.turns += 1
+        # a malformed turn keeps its text (the model should see what it wrote) but runs no calls
+        calls = [] if turn.format_error else turn.tool_calls
+        self.add({"role": "assistant", "content": turn.text, "raw": turn.raw or turn.text, "reasoning": turn.reasoning,
+                  "tool_calls": [c.as_dict() for c in calls]})
+        self.emit({"type": "assistant", "turn": self.turns, "text": turn.text, "reasoning": turn.reasoning})
+        self.emit({"type": "stats", "turn": self.turns, **turn.stats.as_dict()})
+        if turn.format_error:
+            self._format_error(turn)
+            return
+        self._format_errors = 0
+        if not turn.tool_calls:
+            raise Done(turn.text)
+        for call in turn.tool_calls:
+            self.execute(call)
+
+    def query(self) -> ModelTurn:
+        specs = [tool.spec() for tool in self.tools.values()]
+        try:
+            turn = self.backend.complete(self.messages, specs, on_text=lambda delta: self.emit({"type": "text_delta", "text": delta}))
+        except ModelError as e:
+            raise ModelFailure(f"the model failed: {e}") from e
+        for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens"):
+            self.totals[key] += getattr(turn.stats, key)
+        stats = turn.stats
+        if stats.prefill_tokens_per_second:
+            self.totals["prefill_seconds"] += (stats.prompt_tokens - stats.reused_prompt_tokens) / stats.prefill_tokens_per_second
+        if stats.decode_tokens_per_second:
+            self.totals["decode_seconds"] += max(stats.generated_tokens - 1, 0) / stats.decode_tokens_per_second
+        return turn
+
+    def execute(self, call: ToolCall) -> None:
+        self.emit({"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments})
+        signature = json.dumps([call.name, call.arguments], sort_keys=True)
+        self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
+        if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
+            self._tool_message(call, "not run: this exact call was already made twice in a row", True, {})
+            raise LimitReached(f"the same call ({call.name}) was made {self.limits.repeated_calls} times in a row")
+        tool = self.tools.get(call.name)
+        if tool is None:
+            self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.tools)}", True, {})
+            return
+        denial = self._permission(tool, call)
+        if denial:
+            self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
+            return
+        if tool.access != "read":
+            self._checkpoint()
+        result = run_tool(tool, self.workspace, call.arguments)
+        self._tool_message(call, result.output, result.is_error, result.data)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
+        self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
+        shown = output if len(output) <= EVENT_OUTPUT_CHARS else output[:EVENT_OUTPUT_CHARS] + f"\n[... {len(output) - EVENT_OUTPUT_CHARS} more characters]"
+        self.emit({"type": "tool_result", "turn": self.turns, "id": call.id, "name": call.name, "is_error": is_error,
+                   "output": shown, "data": data})
+
+    def _permission(self, tool: Tool, call: ToolCall) -> str | None:
+        """None when the call may run, else the reason it may not (which goes to the model)."""
+        decision = self.permissions.check(tool, call.arguments, self.workspace)
+        if decision.action == "ask":
+            if self.approver is None:
+                decision_text = (f"{decision.reason}, and nobody can approve it in a headless run; the user can allow "
+                                 "it with --allow or --permission-mode")
+                self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision_text})
+                return decision_text
+            approval = self.approver(tool, call.arguments, decision)
+            if approval.always_rule:
+                self.permissions.remember(approval.always_rule)
+            verdict = "allow" if approval.allow else "deny"
+            reason = approval.reason or ("approved by the user" if approval.allow else "the user declined")
+            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": verdict, "reason": reason})
+            return None if approval.allow else reason
+        if decision.action == "deny":
+            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision.reason})
+            return decision.reason
+        return None
+
+    def _checkpoint(self) -> None:
+        """Before the first call of a turn that may change files: a snapshot `agent undo` restores."""
+        if self._checkpointed_turn == self.turns:
+            return
+        self._checkpointed_turn = self.turns
+        try:
+            checkpoint = take_checkpoint(self.workspace.root, self.session.id, f"turn {self.turns}")
+        except CheckpointError as e:
+            self.emit({"type": "checkpoint", "ref": None, "error": str(e)})
+            return
+        event = {"type": "checkpoint", "ref": checkpoint.ref, "label": checkpoint.label}
+        self.session.add_event(event)
+        self.emit(event)
+
+    def _format_error(self, turn: ModelTurn) -> None:
+        self._format_errors += 1
+        self.emit({"type": "format_error", "turn": self.turns, "error": turn.format_error})
+        if self._format_errors >= self.limits.format_errors:
+            raise ModelFailure(f"the model wrote {self._format_errors} malformed tool calls in a row "
+                               f"(last: {turn.format_error}); try a model with better tool calling")
+        self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.tools))})
+
+    def _check_limits(self) -> None:
+        if self.turns >= self.limits.max_turns:
+            raise LimitReached(f"stopped after {self.turns} model turns (--max-turns {self.limits.max_turns})")
+        elapsed = time.monotonic() - self._start
+        if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
+            raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")
+
+    def _compact_if_needed(self) -> None:
+        specs = [tool.spec() for tool in self.tools.values()]
+        window, reserve = self.backend.context_window, self.limits.reserve_tokens
+        before = self.backend.count_tokens(self.messages, specs)
+        if not context.needs_compaction(before, window, reserve):
+            return
+        messages, elided = context.elide_tool_outputs(self.messages)
+        summarized = False
+        if context.needs_compaction(self.backend.count_tokens(messages, specs), window, reserve):
+            try:
+                summary = self.backend.complete(context.compaction_request(messages), []).text
+            except ModelError as e:
+                raise ModelFailure(f"the conversation no longer fits the context and summarising it failed: {e}") from e
+            messages, summarized = context.compacted_conversation(messages, summary), True
+        after = self.backend.count_tokens(messages, specs)
+        if context.needs_compaction(after, window, reserve):
+            raise LimitReached(f"the conversation needs {after} tokens even after compaction; the context holds {window}")
+        self.session.replace_messages(messages)
+        event = {"type": "compaction", "elided": elided, "summarized": summarized, "tokens_before": before, "tokens_after": after}
+        self.session.add_event(event)
+        self.emit(event)
+
+    def _answer_pending_calls(self, note: str) -> None:
+        """Keep the conversation valid after an interrupt: every tool call gets a result."""
+        last = next((m for m in reversed(self.messages) if m["role"] == "assistant"), None)
+        if last is None:
+            return
+        answered = {m.get("tool_call_id") for m in self.messages if m["role"] == "tool"}
+        for call in last.get("tool_calls", []):
+            if call["id"] not in answered:
+                self.add({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": note})
+
+    def _result(self, outcome: AgentExit) -> RunResult:
+        duration = time.monotonic() - self._start
+        totals = dict(self.totals)
+        prefill_s, decode_s = totals.pop("prefill_seconds"), totals.pop("decode_seconds")
+        computed = totals["prompt_tokens"] - totals["reused_prompt_tokens"]
+        totals.update(
+            duration_seconds=round(duration, 3),
+            prefill_tokens_per_second=round(computed / prefill_s, 2) if prefill_s else 0.0,
+            decode_tokens_per_second=round(max(totals["generated_tokens"] - self.turns, 0) / decode_s, 2) if decode_s else 0.0,
+        )
+        answer = outcome.message if isinstance(outcome, Done) else ""
+        error = "" if isinstance(outcome, Done) else outcome.message
+        return RunResult(outcome.status, outcome.exit_code, answer, error, self.turns, totals)
