@@ -24,13 +24,17 @@ def _short(value: Any, limit: int = 80) -> str:
 class TextOutput:
     def __init__(self, out: TextIO | None = None, err: TextIO | None = None):
         self.out, self.err = out or sys.stdout, err or sys.stderr
+        self._said = ""  # the model's latest text: progress if tool calls follow, else the answer
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind, err = event["type"], self.err
+        if kind not in ("assistant", "stats", "text_delta", "result") and self._said:
+            print(self._said, file=err)
+            self._said = ""
         if kind == "init":
             print(f"session {event['session_id']} · {event['backend']} {event['model']} · {event['permission_mode']} mode", file=err)
-        elif kind == "assistant" and event["text"]:
-            print(event["text"], file=err)
+        elif kind == "assistant":
+            self._said = event["text"]
         elif kind == "tool_call":
             args = ", ".join(f"{k}={_short(v, 60)}" for k, v in event["arguments"].items())
             print(f"→ {event['name']}({args})", file=err)
@@ -45,7 +49,10 @@ class TextOutput:
             if event["status"] == "done":
                 print(event["answer"], file=self.out)
             else:
+                if self._said:
+                    print(self._said, file=err)
                 print(f"agent: {event['status']}: {event['error']}", file=err)
+            self._said = ""
             print(f"[{event['turns']} turns, {event['prompt_tokens']} prompt tokens ({event['reused_prompt_tokens']} reused), "
                   f"{event['generated_tokens']} generated, {event['duration_seconds']:.1f} s]", file=err)
         err.flush()

@@ -53,7 +53,7 @@ class Limits:
     max_seconds: float | None = None
     repeated_calls: int = 3  # the same call (name and arguments) this many times in a row stops the run
     format_errors: int = 3  # malformed tool calls in a row before giving up
-    reserve_tokens: int = 2048  # room kept for the model's answer (and a compaction summary)
+    reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
 
 
 @dataclass
@@ -83,6 +83,7 @@ class Agent:
         self._format_errors = 0
         self._checkpointed_turn = -1
         self._start = time.monotonic()
+        self._first_turn = 0
 
     @property
     def messages(self) -> list[Message]:
@@ -97,7 +98,11 @@ class Agent:
     # -- the loop -----------------------------------------------------------------------------
 
     def run(self, task: str) -> RunResult:
+        """One task: the limits and the totals in the result count this run; turn numbers keep
+        counting across the runs of a session (a TUI sends several tasks to one agent)."""
         self._start = time.monotonic()
+        self._first_turn = self.turns
+        self.totals = dict.fromkeys(self.totals, 0)
         self.add({"role": "user", "content": task})
         try:
             while True:
@@ -219,15 +224,17 @@ class Agent:
         self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.tools))})
 
     def _check_limits(self) -> None:
-        if self.turns >= self.limits.max_turns:
-            raise LimitReached(f"stopped after {self.turns} model turns (--max-turns {self.limits.max_turns})")
+        turns = self.turns - self._first_turn
+        if turns >= self.limits.max_turns:
+            raise LimitReached(f"stopped after {turns} model turns (--max-turns {self.limits.max_turns})")
         elapsed = time.monotonic() - self._start
         if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
             raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")
 
     def _compact_if_needed(self) -> None:
         specs = [tool.spec() for tool in self.tools.values()]
-        window, reserve = self.backend.context_window, self.limits.reserve_tokens
+        window = self.backend.context_window
+        reserve = min(self.limits.reserve_tokens, window // 4)
         before = self.backend.count_tokens(self.messages, specs)
         if not context.needs_compaction(before, window, reserve):
             return
@@ -259,14 +266,15 @@ class Agent:
 
     def _result(self, outcome: AgentExit) -> RunResult:
         duration = time.monotonic() - self._start
+        turns = self.turns - self._first_turn
         totals = dict(self.totals)
         prefill_s, decode_s = totals.pop("prefill_seconds"), totals.pop("decode_seconds")
         computed = totals["prompt_tokens"] - totals["reused_prompt_tokens"]
         totals.update(
             duration_seconds=round(duration, 3),
             prefill_tokens_per_second=round(computed / prefill_s, 2) if prefill_s else 0.0,
-            decode_tokens_per_second=round(max(totals["generated_tokens"] - self.turns, 0) / decode_s, 2) if decode_s else 0.0,
+            decode_tokens_per_second=round(max(totals["generated_tokens"] - turns, 0) / decode_s, 2) if decode_s else 0.0,
         )
         answer = outcome.message if isinstance(outcome, Done) else ""
         error = "" if isinstance(outcome, Done) else outcome.message
-        return RunResult(outcome.status, outcome.exit_code, answer, error, self.turns, totals)
+        return RunResult(outcome.status, outcome.exit_code, answer, error, turns, totals)

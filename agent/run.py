@@ -91,7 +91,8 @@ def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
     engine = Engine.load(path, device=settings.device, n_ctx=settings.ctx or config.backend.get("context_window"),
                          weights=settings.weights, chat_template=template, dtype=settings.dtype)
     temperature = settings.temperature if settings.temperature is not None else config.backend.get("temperature", 0.0)
-    return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)))
+    return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)),
+                           max_new_tokens=int(config.backend.get("max_new_tokens", 2048)))
 
 
 def read_chat_template(path: str | Path | None) -> str | None:

@@ -315,3 +315,65 @@ def test_project_config_sets_mode_and_rules(repo, capsys):
     results = of_type(events, "tool_result")
     assert code == 0 and results[0]["is_error"] and not results[1]["is_error"]
     assert events[0]["permission_mode"] == "yolo" and (repo / "ok.txt").exists() and not (repo / "secret").exists()
+
+
+def test_interrupt_exits_130_and_keeps_the_session_valid(repo, capsys):
+    turns = [{"tool_calls": [call("read_file", path="calc.py")]}, {"text": "Thinking about", "interrupt": True}]
+    code, events, _ = run_agent(repo, turns, capsys=capsys)
+    assert code == 130 and events[-1]["status"] == "interrupted"
+    code, events, _ = run_agent(repo, [{"text": "Resumed fine."}], "--continue", capsys=capsys)
+    assert code == 0 and events[-1]["answer"] == "Resumed fine."
+
+
+def compaction_run(repo: Path, turns: list[dict], window: int):
+    """An agent with only read_file (a small tool list) on a small context window."""
+    from agent.backends.scripted import ScriptedBackend
+    from agent.loop import Agent, Limits
+    from agent.permissions import Permissions
+    from agent.session import Session
+    from agent.tools import TOOLS
+    from agent.tools.base import Workspace
+
+    (repo / "big.txt").write_text("".join(f"line {i} of a long file\n" for i in range(400)))
+    backend = ScriptedBackend(turns, context_window=window)
+    events: list[dict] = []
+    session = Session.create(repo, {})
+    session.add_message({"role": "system", "content": "You are a test."})
+    agent = Agent(backend, {"read_file": TOOLS["read_file"]}, Workspace(repo), Permissions(), session, events.append,
+                  limits=Limits(reserve_tokens=500))
+    result = agent.run("How long is big.txt?")
+    return result, [e for e in events if e["type"] == "compaction"], backend, session
+
+
+def big_read(start: int) -> dict:
+    return {"tool_calls": [call("read_file", path="big.txt", offset=start, limit=100)]}
+
+
+def small_read(start: int) -> dict:
+    return {"tool_calls": [call("read_file", path="big.txt", offset=start, limit=1)]}
+
+
+def test_compaction_first_elides_old_tool_outputs(repo):
+    turns = [big_read(1)] + [small_read(i) for i in (101, 102, 103, 104)] + [big_read(200), {"text": "400 lines."}]
+    result, compactions, backend, session = compaction_run(repo, turns, window=2400)
+    assert result.status == "done" and result.answer == "400 lines."
+    assert len(compactions) == 1 and compactions[0]["elided"] == 1 and not compactions[0]["summarized"]
+    assert compactions[0]["tokens_after"] < compactions[0]["tokens_before"]
+    last_request = json.dumps(backend.requests[-1])
+    assert "line 250 of a long file" in last_request and "line 50 of a long file" not in last_request
+
+
+def test_compaction_summarises_when_eliding_is_not_enough(repo):
+    from agent.session import Session
+
+    summary = "SUMMARY: read big.txt lines 1-200; nothing changed."
+    turns = [big_read(1), big_read(101), {"text": summary}, {"text": "400 lines."}]
+    result, compactions, backend, session = compaction_run(repo, turns, window=2400)
+    assert result.status == "done" and result.answer == "400 lines."
+    assert len(compactions) == 1 and compactions[0]["summarized"] and compactions[0]["elided"] == 0
+    request = backend.requests[2]  # the summary request: the system prompt and one user message
+    assert [m["role"] for m in request] == ["system", "user"] and "big.txt" in request[1]["content"]
+    assert backend.count_tokens(request, []) < 2400  # compacted early enough that the request fits
+    after = json.dumps(backend.requests[3])
+    assert summary in after and "line 150 of a long file" in after and "line 50 of a long file" not in after
+    assert Session.load(repo, session.id).messages == session.messages  # a resume sees the compacted history

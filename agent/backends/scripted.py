@@ -5,6 +5,7 @@ The file is JSON Lines (or one JSON array); each entry is one model turn:
     {"raw": "<tool_call>{\"name\": \"shell\", ...}</tool_call>"}   # parsed like a local model's output
     {"text": "partial ans", "error": "connection reset"}            # streams the text, then fails
     {"text": "slow", "delay": 0.05}                                  # seconds between streamed words
+    {"text": "typing...", "interrupt": true}                          # as if the user pressed Ctrl-C
 Lines starting with # are comments. Running out of turns is a model failure.
 """
 
@@ -68,6 +69,8 @@ class ScriptedBackend:
                 time.sleep(float(spec["delay"]))
             if on_text:
                 on_text(piece)
+        if spec.get("interrupt"):
+            raise KeyboardInterrupt
         if "error" in spec:
             raise ModelError(str(spec["error"]))
         names = {t["function"]["name"] for t in tools}

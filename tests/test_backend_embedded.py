@@ -1,0 +1,113 @@
+"""The embedded backend with the real default model: headless runs, and the KV cache kept across
+turns so each turn prefills only what is new."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.backends.embedded import EmbeddedBackend
+from agent.backends.scripted import ScriptedBackend
+from agent.loop import Agent, Limits
+from agent.permissions import Permissions
+from agent.session import Session
+from agent.tools import TOOLS
+from agent.tools.base import Workspace
+
+
+@pytest.fixture(scope="module")
+def backend(default_model) -> EmbeddedBackend:
+    from inference import Engine
+
+    return EmbeddedBackend(Engine.load(default_model, device="cpu", n_ctx=4096), default_model.name, max_new_tokens=48)
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    return root
+
+
+def test_headless_run_with_the_default_model(project, default_model):
+    (project / ".mtp-agent").mkdir()
+    (project / ".mtp-agent" / "config.toml").write_text("[backend]\nmax_new_tokens = 64\n")
+    agent = Path(sys.executable).with_name("agent")
+    result = subprocess.run([str(agent), "run", "--prompt", "Say hello in one short sentence.", "--max-turns", "3",
+                             "--output-format", "stream-json"], cwd=project, capture_output=True, text=True, timeout=600)
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    final = events[-1]
+    assert result.returncode in (0, 3), result.stderr  # done, or a limit: a 135M model may not stop calling tools
+    assert final["type"] == "result" and final["status"] in ("done", "limit") and final["turns"] <= 3
+    assert events[0]["backend"] == "embedded" and events[0]["model"] == default_model.name
+    stats = [e for e in events if e["type"] == "stats"]
+    assert stats and all(s["generated_tokens"] > 0 and s["decode_tokens_per_second"] > 0 for s in stats)
+    assert final["prompt_tokens"] == sum(s["prompt_tokens"] for s in stats)
+    assert final["decode_tokens_per_second"] > 0 and final["duration_seconds"] > 0
+
+
+def test_second_turn_prefills_only_the_new_tokens(backend):
+    """A tool round trip: the assistant's output goes back into the prompt exactly as generated,
+    so the next prompt reuses the previous prompt and the whole answer from the KV cache."""
+    backend.engine.reset()
+    messages = [{"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "List the files, please."}]
+    first = backend.complete(messages, [])
+    assert first.stats.reused_prompt_tokens == 0
+    messages += [{"role": "assistant", "content": first.text, "raw": first.raw},
+                 {"role": "tool", "tool_call_id": "call_1", "name": "list_dir", "content": "calc.py\nREADME.md"}]
+    second = backend.complete(messages, [])
+    prompt = backend.prompt_ids(messages, [])
+    # everything before this turn was computed already: the first prompt and every generated
+    # token that was run through the model (the last one was sampled but never fed back)
+    assert second.stats.reused_prompt_tokens == first.stats.prompt_tokens + first.stats.generated_tokens - 1
+    assert second.stats.prompt_tokens == len(prompt)
+    new_tokens = second.stats.prompt_tokens - second.stats.reused_prompt_tokens
+    assert 0 < new_tokens < 40  # the closing of the answer, the tool result and the next header
+
+
+def test_reused_tokens_reach_the_stats_and_result_events(backend, project):
+    """Two tasks in one session (as the TUI sends them): the second run's first turn reuses the
+    whole first conversation, and the result event says so."""
+    backend.engine.reset()
+    events: list[dict] = []
+    session = Session.create(project, {"backend": "embedded", "model": backend.model})
+    session.add_message({"role": "system", "content": "You are a helpful assistant."})
+    agent = Agent(backend, dict(TOOLS), Workspace(project), Permissions(), session, events.append, limits=Limits(max_turns=3))
+    agent.run("Say hi.")
+    first_result = events[-1]
+    events.clear()
+    agent.run("Now say bye.")
+    stats = [e for e in events if e["type"] == "stats"]
+    result = events[-1]
+    assert result["type"] == "result" and result["reused_prompt_tokens"] == stats[0]["reused_prompt_tokens"] + sum(
+        s["reused_prompt_tokens"] for s in stats[1:])
+    assert stats[0]["reused_prompt_tokens"] >= first_result["prompt_tokens"]
+    assert stats[0]["prompt_tokens"] - stats[0]["reused_prompt_tokens"] < 40
+
+
+def test_templates_without_tools_get_the_text_protocol(backend):
+    """SmolLM2's template ignores `tools`, so the tool list goes into the system prompt and tool
+    results come back as user turns wrapped in <tool_response>."""
+    assert not backend.native_tools
+    specs = [TOOLS["read_file"].spec()]
+    rendered = backend.engine.tokenizer.decode(backend.prompt_ids(
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "u"},
+         {"role": "assistant", "content": "", "raw": '<tool_call>{"name": "read_file", "arguments": {"path": "a"}}</tool_call>'},
+         {"role": "tool", "tool_call_id": "call_1", "name": "read_file", "content": "file text"}], specs))
+    assert "## read_file" in rendered and "<tool_call>" in rendered
+    assert "<|im_start|>user\n<tool_response>\nfile text\n</tool_response>" in rendered
+
+
+def test_scripted_backend_reports_its_requests():
+    scripted = ScriptedBackend([{"text": "one"}])
+    turn = scripted.complete([{"role": "user", "content": "hi"}], [])
+    assert turn.text == "one" and scripted.requests == [[{"role": "user", "content": "hi"}]]
