@@ -71,7 +71,7 @@ def take(root: Path, session_id: str, label: str) -> Checkpoint:
     not ignored) into a commit under a hidden ref."""
     _check_session_id(session_id)
     top = _toplevel(root)
-    tree = _working_tree(top)
+    tree = _working_tree(top, reuse_stat_cache=True)
     head = _run(["git", "rev-parse", "--verify", "-q", "HEAD^{commit}"], top).stdout.decode().strip()
     parents = ["-p", head] if head else []
     created = datetime.now(timezone.utc)
@@ -129,7 +129,9 @@ def restore(root: Path, checkpoint: Checkpoint) -> RestoreReport:
     snapshot = _run(["git", "rev-parse", "--verify", "-q", f"{checkpoint.commit}^{{tree}}"], top).stdout.decode().strip()
     if not snapshot:
         raise CheckpointError(f"checkpoint {checkpoint.ref} ({checkpoint.commit}) is not in the repository at {top}; list the ones that are with list_checkpoints()")
-    current = _working_tree(top)
+    # hash every file: an edit that kept a file's size and modification time (same second, or a
+    # preserved mtime) would otherwise pass for unchanged, and undo must be exact
+    current = _working_tree(top, reuse_stat_cache=False)
     report = RestoreReport()
     deletions, writes = [], []
     for change in _diff_trees(top, current, snapshot):
@@ -191,14 +193,16 @@ def _toplevel(root: Path) -> Path:
     return Path(os.fsdecode(result.stdout.strip()))
 
 
-def _working_tree(top: Path) -> str:
+def _working_tree(top: Path, reuse_stat_cache: bool) -> str:
     """A tree object of the working tree as `git add -A` sees it, built in a scratch index."""
     with tempfile.TemporaryDirectory(prefix="mtp-agent-index-") as scratch:
         index = Path(scratch) / "index"
         real_index = top / os.fsdecode(_git(top, "rev-parse", "--git-path", "index").strip())
-        if real_index.is_file():
+        if reuse_stat_cache and real_index.is_file():
             # Seeding with the real index lets git reuse its stat cache and only hash changed files.
-            shutil.copyfile(real_index, index)
+            # copy2 keeps the index's own mtime, which git's "racy entry" check compares against: a
+            # file changed in the same second as the index was written is then re-hashed.
+            shutil.copy2(real_index, index)
         env = {"GIT_INDEX_FILE": str(index)}
         settings = ["-c", "core.splitIndex=false", "-c", "advice.addEmbeddedRepo=false", "-c", "core.safecrlf=false"]
         _git(top, *settings, "add", "-A", env=env)

@@ -374,3 +374,16 @@ def test_take_is_fast_with_thousands_of_files(tmp_path: Path) -> None:
     assert elapsed < 1.0, f"take() took {elapsed:.2f}s for 3000 files"
     tree = git(root, "ls-tree", "-r", "--name-only", checkpoint.commit).splitlines()
     assert len(tree) == 3001
+
+
+def test_restore_sees_an_edit_that_kept_size_and_mtime(repo: Path) -> None:
+    """Same size, same modification time (an edit in the same second, or a tool that preserves
+    mtime): the content changed, and undo must still put it back."""
+    path = repo / "src/util.py"
+    original = path.read_bytes()
+    stat = path.stat()
+    checkpoint = take(repo, "session-1", "before edit")
+    path.write_bytes(original.replace(b"1", b"2"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    report = restore(repo, checkpoint)
+    assert path.read_bytes() == original and "src/util.py" in report.restored
