@@ -13,12 +13,14 @@ import torch
 
 from . import kernels
 from .chat_template import ChatTemplate
-from .errors import ChatTemplateError, EngineError
+from .errors import ChatTemplateError, EngineError, UnsupportedModelError
+from . import mtp
 from .generate import GenerationStats, TokenLoop, prefill
 from .gguf_file import GGUFFile
-from .kv_cache import KVCache
 from .models import load_model
+from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
+from .speculative import MAX_DRAFT, MODES as SPEC_MODES, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop
 from .tokenizer import Tokenizer
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
@@ -91,8 +93,8 @@ class StopStrings:
 class Generation:
     """An iterator of text deltas; after it is exhausted, `completion` holds the result."""
 
-    def __init__(self, loop: TokenLoop, tokenizer: Tokenizer, stop: Sequence[str], device: torch.device):
-        self._loop = loop
+    def __init__(self, loop: "TokenLoop | SpeculativeLoop", tokenizer: Tokenizer, stop: Sequence[str], device: torch.device):
+        self.loop = loop
         self._tokenizer = tokenizer
         self._stop = StopStrings(stop)
         self._device = device
@@ -102,7 +104,7 @@ class Generation:
         decoder = self._tokenizer.stream_decoder(skip_special=True)
         tokens: list[int] = []
         text_parts: list[str] = []
-        tokens_iter = iter(self._loop)
+        tokens_iter = iter(self.loop)
         for token in tokens_iter:
             tokens.append(token)
             delta = self._stop.feed(decoder.push(token))
@@ -117,9 +119,12 @@ class Generation:
             if tail:
                 text_parts.append(tail)
                 yield tail
-        stats = self._loop.stats
+        stats = self.loop.stats
         stats.peak_memory_bytes = peak_memory_bytes(self._device)
-        reason = "stop" if self._stop.stopped else (self._loop.finish_reason or "length")
+        spec = getattr(self.loop, "spec", None)
+        if spec is not None:
+            stats.speculative = spec.as_dict()
+        reason = "stop" if self._stop.stopped else (self.loop.finish_reason or "length")
         self.completion = Completion("".join(text_parts), tokens, reason, stats)
 
     def collect(self) -> Completion:
@@ -134,20 +139,33 @@ class Engine:
 
     def __init__(self, gguf: GGUFFile, model: torch.nn.Module, tokenizer: Tokenizer,
                  chat_template: ChatTemplate | None, device: torch.device, dtype: torch.dtype,
-                 n_ctx: int, packed_weights: bool):
+                 n_ctx: int, packed_weights: bool, mtp_head: MTPHead | None = None, spec: str = "off",
+                 spec_n_max: int = 3, warnings: list[str] | None = None):
         self.gguf, self.model, self.tokenizer, self.chat_template = gguf, model, tokenizer, chat_template
         self.device, self.dtype, self.packed_weights = device, dtype, packed_weights
-        cfg = model.cfg
-        self.cache = KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, n_ctx, dtype, device)
+        self.cache = model.new_cache(n_ctx, dtype)
+        self.mtp_head = mtp_head
+        self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype) if mtp_head is not None else None
+        self.ngram_drafter = NgramDrafter()
+        self.spec, self.spec_n_max = spec, spec_n_max
+        self.warnings = warnings or []  # things the user should know that did not stop the load
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
-             chat_template: str | None = None, dtype: str = "auto") -> "Engine":
+             chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
+             mtp: str | Path | None = None) -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
-        dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32."""
+        dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
+        spec: "auto" (the model's MTP head when it has one, plus prompt lookup, with adaptive draft
+        lengths), "mtp", "ngram" or "off"; mtp: an MTP sidecar file (else one embedded in the model
+        or an mtp-*.gguf next to it)."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
+        if spec not in SPEC_MODES:
+            raise EngineError(f"--spec must be one of {', '.join(SPEC_MODES)}, not '{spec}'")
+        if not 1 <= spec_n_max <= MAX_DRAFT:
+            raise EngineError(f"--spec-draft-n-max must be between 1 and {MAX_DRAFT}, not {spec_n_max}")
         dev = resolve_device(device)
         dtype_ = compute_dtype(dev) if dtype == "auto" else DTYPES.get(dtype)
         if dtype_ is None:
@@ -164,10 +182,32 @@ class Engine:
         tokenizer = Tokenizer.from_gguf(gguf)
         with torch.inference_mode():
             model = load_model(gguf, dev, dtype_, packed)
+            head, warnings = cls._mtp_head(gguf, model, spec, mtp, dev, dtype_, packed)
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed)
+        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings)
+
+    @staticmethod
+    def _mtp_head(gguf: GGUFFile, model: torch.nn.Module, spec: str, sidecar: str | Path | None, device: torch.device,
+                  dtype: torch.dtype, packed: bool) -> tuple[MTPHead | None, list[str]]:
+        """The MTP head, if speculation may use one. With spec="mtp" a missing or broken head is an
+        error; with "auto" it only disables MTP drafting, with a warning when something is wrong."""
+        if spec not in ("auto", "mtp"):
+            return None, []
+        try:
+            source = mtp.find_source(gguf, Path(sidecar) if sidecar else None)
+            if source is None:
+                if spec == "mtp":
+                    raise UnsupportedModelError(
+                        f"{gguf.path.name} has no MTP head (no nextn block, no mtp-*.gguf next to it); give one with "
+                        "--mtp FILE or use --spec ngram")
+                return None, []
+            return mtp.load_head(gguf, model, source, device, dtype, packed), []
+        except UnsupportedModelError as e:
+            if spec == "mtp" or sidecar:
+                raise
+            return None, [f"MTP drafting is off: {e}"]
 
     @staticmethod
     def _chat_template(gguf: GGUFFile, tokenizer: Tokenizer, override: str | None) -> ChatTemplate | None:
@@ -216,8 +256,30 @@ class Engine:
         if not ids:
             raise EngineError("the prompt is empty")
         end = frozenset() if ignore_eos else self.tokenizer.end_of_generation
-        loop = TokenLoop(self.model, self.cache, ids, Sampler(sampling or SamplingParams()), max_new_tokens, end)
+        sampler = Sampler(sampling or SamplingParams())
+        drafters = self._drafters()
+        if drafters:
+            loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters, self.spec_n_max,
+                                   adaptive=self.spec == "auto")
+            loop.spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0),
+                                  **self._mtp_sizes())
+        else:
+            loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end)
         return Generation(loop, self.tokenizer, stop, self.device)
+
+    def _drafters(self) -> list:
+        if self.spec == "off":
+            return []
+        if self.spec == "ngram":
+            return [self.ngram_drafter]
+        if self.spec == "mtp":
+            return [self.mtp_drafter]
+        return [d for d in (self.ngram_drafter, self.mtp_drafter) if d is not None]  # see SpeculativeLoop._draft
+
+    def _mtp_sizes(self) -> dict[str, int]:
+        if self.mtp_head is None:
+            return {}
+        return {"mtp_weight_bytes": self.mtp_head.source.weight_bytes, "mtp_kv_bytes": self.mtp_drafter.cache.nbytes}
 
     def generate(self, prompt: str | Sequence[int] | None = None, **kwargs: Any) -> Completion:
         return self.stream(prompt, **kwargs).collect()
@@ -231,4 +293,6 @@ class Engine:
     def reset(self) -> None:
         """Forget the cached prompt prefix (the next prompt is computed from scratch)."""
         self.cache.truncate(0)
+        if self.mtp_drafter is not None:
+            self.mtp_drafter.truncate(0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ class GenerationStats:
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     peak_memory_bytes: int = 0
+    speculative: dict | None = None  # SpecStats.as_dict() when drafts were verified
 
     @property
     def prefill_tokens_per_second(self) -> float:
@@ -46,25 +47,33 @@ class GenerationStats:
             "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 2),
             "decode_tokens_per_second": round(self.decode_tokens_per_second, 2),
             "peak_memory_bytes": self.peak_memory_bytes,
+            **({"speculative": self.speculative} if self.speculative else {}),
         }
 
 
 @torch.inference_mode()
-def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str = "last") -> torch.Tensor:
+def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str = "last",
+            observers: Sequence = ()) -> torch.Tensor:
     """Make the cache hold exactly `tokens` and return the logits of the last one (or of every
-    newly computed position with logits_for="all"). Positions whose tokens already match are kept."""
-    keep = cache.common_prefix(tokens)
-    if keep == len(tokens):
-        keep -= 1  # the last token's logits are needed, so recompute at least it
+    newly computed position with logits_for="all"). Positions whose tokens already match are kept.
+    Observers (speculative drafters) see each chunk with its hidden states, e.g. to fill an MTP
+    head's cache in the same pass."""
+    # the last token's logits are needed, so at least it is recomputed
+    keep = cache.restorable_prefix(tokens, limit=min([len(tokens) - 1] + [o.max_keep() for o in observers]))
     cache.truncate(keep)
+    for observer in observers:
+        observer.truncate(keep)
     cache.check_room(len(tokens) - keep)
     outputs = []
     for start in range(keep, len(tokens), PREFILL_CHUNK):
         chunk = tokens[start : start + PREFILL_CHUNK]
         ids = torch.tensor(chunk, dtype=torch.long, device=model.device)
-        logits, _ = model(ids, start, cache, logits_for)
+        logits, hidden = model(ids, start, cache, logits_for)
         cache.tokens.extend(chunk)
+        for observer in observers:
+            observer.observe(chunk, start, hidden)
         outputs.append(logits)
+    cache.mark_prompt_end()
     return torch.cat(outputs) if logits_for == "all" else outputs[-1][-1]
 
 
@@ -94,7 +103,7 @@ class TokenLoop:
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
         stats.prompt_tokens = len(self.prompt)
-        stats.reused_prompt_tokens = min(self.cache.common_prefix(self.prompt), len(self.prompt) - 1)
+        stats.reused_prompt_tokens = self.cache.restorable_prefix(self.prompt, limit=len(self.prompt) - 1)
         start = time.perf_counter()
         logits = prefill(self.model, self.cache, self.prompt)
         history = list(self.prompt)

@@ -133,13 +133,18 @@ class TensorInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the map is read-only; callers copy before writing
             raw = torch.from_numpy(self.data.reshape(-1).view(np.uint8))
-        n_rows = int(np.prod(self.shape[:-1])) if len(self.shape) > 1 else 1
-        raw = raw.reshape(n_rows, -1)
-        return raw if self.rows is None or len(self.shape) == 1 else raw[self.rows]
+        if len(self.shape) == 1:
+            return raw.reshape(1, -1)
+        block_size, type_size = GGML_QUANT_SIZES[self.qtype]
+        raw = raw.reshape(-1, self.shape[-1] // block_size * type_size)
+        return raw if self.rows is None else raw[self.rows]
 
     def reordered(self, rows: torch.Tensor) -> "TensorInfo":
-        """The same tensor read with its rows (or, for a vector, its elements) in another order."""
-        return dataclasses.replace(self, rows=rows)
+        """The tensor read with these rows (or, for a vector, elements) in this order: a
+        permutation, or a selection. A 3-D tensor's rows are those of its [experts * rows, cols] view."""
+        if len(self.shape) == 1:
+            return dataclasses.replace(self, rows=rows, shape=(len(rows),))
+        return dataclasses.replace(self, rows=rows, shape=(len(rows), self.shape[-1]))
 
 
 class GGUFFile:

@@ -58,3 +58,12 @@ class KVCache:
                 break
             n += 1
         return n
+
+    def restorable_prefix(self, tokens: list[int], limit: int | None = None) -> int:
+        """How many leading tokens of `tokens` (at most `limit`) the cache can keep: positions are
+        independent here, so any common prefix."""
+        n = self.common_prefix(tokens)
+        return n if limit is None else min(n, limit)
+
+    def mark_prompt_end(self) -> None:
+        """A prompt has just been prefilled. Caches that cannot truncate freely keep a checkpoint."""

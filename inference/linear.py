@@ -34,11 +34,11 @@ def packed_kernel_available(qtype: QType, n_cols: int) -> bool:
 def load_dense(info: TensorInfo, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Dequantize one tensor on its target device (the raw bytes travel, not fp32 values)."""
     check_supported(info.qtype, info.name)
+    if info.rows is not None and len(info.shape) == 1:  # a vector's elements: select after decoding
+        values = dequantize(info.raw().to(device), info.qtype, (-1,), info.name)[info.rows.to(device)]
+        return values.to(dtype)
     raw = info.raw().to(device)
-    values = dequantize(raw, info.qtype, info.shape, info.name)
-    if info.rows is not None and len(info.shape) == 1:
-        values = values[info.rows.to(device)]
-    return values.to(dtype)
+    return dequantize(raw, info.qtype, info.shape, info.name).to(dtype)
 
 
 class DenseLinear(nn.Module):

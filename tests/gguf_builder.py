@@ -165,3 +165,27 @@ def random_blocks(qtype: QType, n_blocks: int, rng: np.random.Generator, scale: 
     for off in SCALE_OFFSETS.get(qtype, []):
         raw[:, off : off + 2] = (np.abs(rng.standard_normal(n_blocks)) * scale).astype(np.float16).view(np.uint8).reshape(-1, 2)
     return raw
+
+
+def rewrite_gguf(src: Path, dst: Path, drop: set[str] = frozenset(), replace: dict[str, np.ndarray] | None = None) -> Path:
+    """A copy of a float GGUF file with some tensors dropped or replaced (metadata kept as is):
+    how the tests make cut, mismatched or otherwise broken files from good ones."""
+    from gguf import GGUFReader, GGUFValueType
+
+    reader = GGUFReader(src)
+    arch = reader.fields["general.architecture"].contents()
+    writer = GGUFWriter(dst, arch)
+    for f in reader.fields.values():
+        if f.name == "general.architecture" or f.name.startswith("GGUF."):
+            continue
+        sub_type = f.types[-1] if f.types[0] == GGUFValueType.ARRAY else None
+        writer.add_key_value(f.name, f.contents(), f.types[0], sub_type=sub_type)
+    for t in reader.tensors:
+        if t.name in drop:
+            continue
+        writer.add_tensor(t.name, (replace or {}).get(t.name, np.asarray(t.data)))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dst

@@ -9,11 +9,12 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from ..gguf_file import GGUFFile
-from . import llama
+from . import llama, qwen35
 
 Loader = Callable[[GGUFFile, torch.device, torch.dtype, bool], nn.Module]
 
 LOADERS: dict[str, Loader] = {arch: llama.load_llama for arch in llama.ARCHITECTURES}
+LOADERS.update({arch: qwen35.load_qwen35 for arch in qwen35.ARCHITECTURES})
 
 
 def load_model(g: GGUFFile, device: torch.device, dtype: torch.dtype, packed: bool) -> nn.Module:

@@ -111,19 +111,22 @@ class LlamaModel(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
 
+    def new_cache(self, max_tokens: int, dtype: torch.dtype) -> KVCache:
+        cfg = self.cfg
+        return KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, max_tokens, dtype, self.device)
+
     def forward(self, tokens: torch.Tensor, start: int, cache: KVCache, logits_for: str = "last") -> tuple[torch.Tensor, torch.Tensor]:
-        """Run `tokens` (1-D) at positions start.. and return (logits, post-norm hidden states)
-        for the last position ("last") or all of them ("all")."""
+        """Run `tokens` (1-D) at positions start.. and return the logits of the last position
+        ("last") or of all of them ("all"), and the post-norm hidden states of all of them (what an
+        MTP head is fed)."""
         n = tokens.shape[0]
         x = self.embed(tokens)
         rotations = self.rotary.angles(torch.arange(start, start + n, device=self.device))
         mask = causal_mask(start, n, self.device)
         for i, block in enumerate(self.blocks):
             x = block(x, i, start, cache, self.rotary, rotations, mask)
-        if logits_for == "last":
-            x = x[-1:]
         hidden = ops.rms_norm(x.contiguous(), self.norm, self.cfg.rms_eps)
-        return self.output(hidden).float(), hidden
+        return self.output(hidden[-1:] if logits_for == "last" else hidden).float(), hidden
 
 
 def load_llama(g: GGUFFile, device: torch.device, dtype: torch.dtype, packed: bool) -> LlamaModel:

@@ -1,0 +1,162 @@
+"""The MTP (multi-token prediction) head: one extra decoder block that predicts the token after
+next from the next token and the trunk's post-norm hidden state.
+
+    x = eh_proj([RMS(embed(t); enorm) ‖ RMS(h; hnorm)]) -> block (its own KV cache) -> h' = RMS(x; shared_head_norm)
+    logits = output(h')
+
+It lives in the model file as `blk.{n_layer}.nextn.*` plus that block's tensors, or in a sidecar
+`mtp-*.gguf` next to the model (or given with --mtp). The embedding and LM head are the trunk's
+unless the block carries its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import ops
+from .errors import UnsupportedModelError
+from .gguf_file import GGUFFile
+from .kv_cache import KVCache
+from .linear import build_linear, load_dense
+from .models.llama import causal_mask
+from .rope import Rotary
+
+NEXTN_REQUIRED = ("eh_proj.weight", "enorm.weight", "hnorm.weight")
+
+
+class MTPHead(nn.Module):
+    def __init__(self, embed: nn.Module, enorm: torch.Tensor, hnorm: torch.Tensor, eh_proj: nn.Module, block: nn.Module,
+                 head_norm: torch.Tensor, output: nn.Module, cfg, device: torch.device, source: "MTPSource"):
+        super().__init__()
+        self.embed, self.enorm, self.hnorm, self.eh_proj = embed, enorm, hnorm, eh_proj
+        self.block, self.head_norm, self.output, self.cfg = block, head_norm, output, cfg
+        self.rotary = Rotary(cfg.rope, device)
+        self.device = device
+        self.source = source  # where the weights came from, for messages and stats
+
+    def new_cache(self, max_tokens: int, dtype: torch.dtype) -> KVCache:
+        return KVCache(1, self.cfg.n_head_kv, self.cfg.head_dim, max_tokens, dtype, self.device)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, start: int, cache: KVCache,
+                logits_for: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows at positions start..: (token t_p, trunk hidden h_{p-1}) each. Returns the logits
+        (all rows or the last) and the head's own post-norm hidden states, which feed a further
+        draft step."""
+        eps = self.cfg.rms_eps
+        n = tokens.shape[0]
+        e = ops.rms_norm(self.embed(tokens), self.enorm, eps)
+        h = ops.rms_norm(hidden.to(e.dtype).contiguous(), self.hnorm, eps)
+        x = self.eh_proj(torch.cat([e, h], dim=-1))
+        rotations = self.rotary.angles(torch.arange(start, start + n, device=self.device))
+        x = self.block(x, start, cache, self.rotary, rotations, causal_mask(start, n, self.device))
+        out = ops.rms_norm(x.contiguous(), self.head_norm, eps)
+        return self.output(out[-1:] if logits_for == "last" else out).float(), out
+
+
+@dataclass
+class MTPSource:
+    gguf: GGUFFile
+    prefix: str  # "blk.{n}" of the MTP block in that file
+
+    @property
+    def description(self) -> str:
+        return f"{self.gguf.path.name}:{self.prefix}"
+
+    @property
+    def weight_bytes(self) -> int:
+        """The MTP block's own tensors as stored (the embedding and LM head are the trunk's)."""
+        return sum(t.n_bytes for name, t in self.gguf.tensors.items() if name.startswith(self.prefix + "."))
+
+
+def _nextn_prefix(g: GGUFFile) -> str | None:
+    n_nextn = int(g.arch_get("nextn_predict_layers", 0) or 0)
+    if n_nextn < 1:
+        return None
+    return f"blk.{int(g.arch_get('block_count')) - n_nextn}"
+
+
+def _check_complete(source: MTPSource, needed: list[str]) -> None:
+    missing = [f"{source.prefix}.{n}" for n in needed if not source.gguf.has_tensor(f"{source.prefix}.{n}")]
+    if missing:
+        raise UnsupportedModelError(
+            f"the MTP block {source.description} is incomplete (missing {', '.join(missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''}); the file was cut or converted without it"
+        )
+
+
+def _check_sidecar_matches(trunk: GGUFFile, sidecar: GGUFFile) -> None:
+    problems = []
+    if sidecar.architecture != trunk.architecture:
+        problems.append(f"its architecture is {sidecar.architecture}, the model's is {trunk.architecture}")
+    for key in ("embedding_length", "attention.head_count", "attention.head_count_kv", "attention.key_length"):
+        a, b = trunk.arch_get(key), sidecar.arch_get(key)
+        if a != b:
+            problems.append(f"{key} is {b}, the model's is {a}")
+    if sidecar.has_tensor("token_embd.weight") and sidecar.tensor("token_embd.weight").shape != trunk.tensor("token_embd.weight").shape:
+        problems.append(f"its vocabulary has {sidecar.tensor('token_embd.weight').shape[0]} tokens, the model's "
+                        f"{trunk.tensor('token_embd.weight').shape[0]}")
+    if problems:
+        raise UnsupportedModelError(f"the MTP sidecar {sidecar.path} does not belong to {trunk.path.name}: {'; '.join(problems)}")
+
+
+def find_source(trunk: GGUFFile, sidecar: Path | None) -> MTPSource | None:
+    """The MTP block to use: --mtp FILE, else one embedded in the model, else an mtp-*.gguf next to
+    the model that matches it. None when there is none."""
+    if sidecar is not None:
+        g = GGUFFile(sidecar)
+        _check_sidecar_matches(trunk, g)
+        prefix = _nextn_prefix(g)
+        if prefix is None:
+            raise UnsupportedModelError(f"{sidecar} has no MTP block (no {g.architecture}.nextn_predict_layers)")
+        return MTPSource(g, prefix)
+    prefix = _nextn_prefix(trunk)
+    if prefix is not None and any(name.startswith(prefix + ".") for name in trunk.tensors):
+        return MTPSource(trunk, prefix)  # load_head checks that the block is complete
+    for candidate in sorted(trunk.path.parent.glob("mtp-*.gguf")):
+        try:
+            g = GGUFFile(candidate)
+            _check_sidecar_matches(trunk, g)
+        except UnsupportedModelError:
+            continue  # another model's sidecar in the same folder
+        side_prefix = _nextn_prefix(g)
+        if side_prefix is not None:
+            return MTPSource(g, side_prefix)
+    if prefix is not None:
+        raise UnsupportedModelError(
+            f"{trunk.path.name} declares an MTP block ({prefix}) but holds none of its tensors; the file was cut or "
+            "converted without it (give the sidecar with --mtp FILE)")
+    return None
+
+
+def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torch.device, dtype: torch.dtype,
+              packed: bool) -> MTPHead:
+    from .models import qwen35
+
+    if not isinstance(model, qwen35.Qwen35Model):
+        raise UnsupportedModelError(f"MTP heads for {trunk.architecture} models are not supported yet")
+    g, p = source.gguf, source.prefix
+    cfg = model.cfg
+    loader = qwen35.Loader(g, cfg, device, dtype, packed)
+    needed = [f"nextn.{n}" for n in NEXTN_REQUIRED] + [
+        "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+        "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight",
+    ]
+    _check_complete(source, needed)
+    block = loader.block(int(p.split(".")[1]), loader.attention(p, cache_layer=0))
+    vec = lambda name: load_dense(g.tensor(name), device, torch.float32)  # noqa: E731
+    head_norm = vec(f"{p}.nextn.shared_head_norm.weight") if g.has_tensor(f"{p}.nextn.shared_head_norm.weight") \
+        else vec("output_norm.weight") if g.has_tensor("output_norm.weight") else model.norm
+    embed, output = model.embed, model.output
+    if g.has_tensor(f"{p}.nextn.embed_tokens.weight"):
+        from .linear import Embedding
+
+        embed = Embedding(g.tensor(f"{p}.nextn.embed_tokens.weight"), device, dtype, packed)
+    if g.has_tensor(f"{p}.nextn.shared_head_head.weight"):
+        output = build_linear([g.tensor(f"{p}.nextn.shared_head_head.weight")], None, device, dtype, packed)
+    eh_proj = build_linear([g.tensor(f"{p}.nextn.eh_proj.weight")], None, device, dtype, packed)
+    return MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
+                   head_norm, output, cfg, device, source)

@@ -1,0 +1,309 @@
+"""Speculative decoding: a drafter proposes a few tokens, the model checks them all in one forward
+pass, the longest agreeing prefix is kept plus one token of the model's own, and the rest is rolled
+back (attention KV truncated, recurrent state restored from the snapshots taken during the pass).
+
+Acceptance is llama.cpp's sample-and-compare: each verified row is sampled with the user's
+sampler and a draft survives while the sample equals it. Every emitted token is therefore a draw
+from the model's own distribution (identical tokens under greedy decoding), whatever the drafter.
+
+Drafters: the model's MTP head (following llama.cpp's draft-mtp timeline, so its drafts equal the
+reference), prompt lookup (n-grams of the context, for any model), or both.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol
+
+import torch
+from torch import nn
+
+from .generate import GenerationStats, prefill
+from .kv_cache import KVCache
+from .mtp import MTPHead
+from .sampling import Sampler
+
+MODES = ("auto", "mtp", "ngram", "off")
+MAX_DRAFT = 7  # a verify batch of up to 8 rows stays on the same kernels as a single-token step
+STRONG_MATCH = 3  # n-gram length from which prompt lookup is trusted over the MTP head
+
+
+@dataclass
+class SpecStats:
+    mode: str = "off"
+    drafted: int = 0
+    accepted: int = 0
+    verify_steps: int = 0
+    drafted_at: list[int] = field(default_factory=list)  # per draft position: how often a token was proposed there
+    accepted_at: list[int] = field(default_factory=list)  # ... and accepted
+    drafts_by: dict[str, int] = field(default_factory=dict)  # which drafter proposed how many tokens
+    mtp_weight_bytes: int = 0
+    mtp_kv_bytes: int = 0
+    snapshot_bytes: int = 0
+
+    def record(self, n_drafted: int, n_accepted: int, drafter: str) -> None:
+        self.verify_steps += 1
+        self.drafted += n_drafted
+        self.accepted += n_accepted
+        self.drafts_by[drafter] = self.drafts_by.get(drafter, 0) + n_drafted
+        for i in range(n_drafted):
+            while len(self.drafted_at) <= i:
+                self.drafted_at.append(0)
+                self.accepted_at.append(0)
+            self.drafted_at[i] += 1
+            self.accepted_at[i] += i < n_accepted
+
+    @property
+    def acceptance(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+    @property
+    def acceptance_per_position(self) -> list[float]:
+        return [a / d if d else 0.0 for a, d in zip(self.accepted_at, self.drafted_at)]
+
+    @property
+    def tokens_per_forward(self) -> float:
+        """Tokens emitted per model forward pass during decoding (1.0 without speculation)."""
+        return (self.accepted + self.verify_steps) / self.verify_steps if self.verify_steps else 1.0
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "drafted": self.drafted, "accepted": self.accepted, "verify_steps": self.verify_steps,
+                "acceptance": round(self.acceptance, 4),
+                "acceptance_per_position": [round(x, 4) for x in self.acceptance_per_position],
+                "tokens_per_forward": round(self.tokens_per_forward, 3), "drafts_by": dict(self.drafts_by),
+                "mtp_weight_bytes": self.mtp_weight_bytes, "mtp_kv_bytes": self.mtp_kv_bytes,
+                "snapshot_bytes": self.snapshot_bytes}
+
+
+class Drafter(Protocol):
+    name: str
+
+    def max_keep(self) -> int:
+        """How much of the model's cache this drafter can follow without recomputation."""
+
+    def truncate(self, n_tokens: int) -> None: ...
+
+    def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
+        """The model just ran (and keeps) `tokens` at positions start..; hidden: their post-norm states."""
+
+    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+        """Up to n tokens to follow `last`, which comes after `context` (the cached tokens)."""
+
+
+class MTPDrafter:
+    """llama.cpp's draft-mtp: the head's cache row p holds (token p, trunk hidden of p-1); drafts
+    are greedy; step i > 1 feeds the head its own output hidden state."""
+
+    name = "mtp"
+
+    def __init__(self, head: MTPHead, max_tokens: int, dtype: torch.dtype):
+        self.head = head
+        self.cache: KVCache = head.new_cache(max_tokens, dtype)
+        width = head.cfg.d_model
+        self.pending_h = torch.zeros(1, width, dtype=dtype, device=head.device)  # trunk hidden of the last cached token
+        self.hidden_at: dict[int, torch.Tensor] = {0: self.pending_h}  # by cache length, for rollbacks
+
+    def max_keep(self) -> int:
+        return self.cache.length  # rows the head has not seen must be recomputed to catch it up
+
+    def truncate(self, n_tokens: int) -> None:
+        self.cache.truncate(min(n_tokens, self.cache.length))
+        h = self.hidden_at.get(n_tokens)
+        # without the trunk's hidden state at that point, start over as at position 0: drafts get
+        # worse for a while, the output does not change (every draft is verified)
+        self.pending_h = h if h is not None else torch.zeros_like(self.pending_h)
+        self.hidden_at = {p: v for p, v in self.hidden_at.items() if p <= n_tokens}
+
+    @torch.inference_mode()
+    def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
+        self.truncate(start)
+        shifted = torch.cat([self.pending_h, hidden[:-1]]) if len(tokens) > 1 else self.pending_h
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.head.device)
+        self.head(ids, shifted, start, self.cache, logits_for="last")
+        self.cache.tokens.extend(tokens)
+        self.pending_h = hidden[-1:].clone()
+        self.hidden_at[start + len(tokens)] = self.pending_h
+        for old in sorted(self.hidden_at)[:-16]:
+            del self.hidden_at[old]
+
+    @torch.inference_mode()
+    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+        start, h = len(context), self.pending_h
+        token, drafts = last, []
+        for i in range(n):
+            ids = torch.tensor([token], dtype=torch.long, device=self.head.device)
+            logits, h = self.head(ids, h, start + i, self.cache, logits_for="last")
+            token = int(torch.argmax(logits[-1]))
+            drafts.append(token)
+        self.cache.truncate(start)  # the verify pass rebuilds these rows from the trunk's hidden states
+        return drafts
+
+
+class NgramDrafter:
+    """Prompt lookup: find the latest earlier occurrence of the context's last k tokens (longest k
+    first) and propose what followed it. Agents re-emit long spans of files they have just read."""
+
+    name = "ngram"
+
+    def __init__(self, min_match: int = 2, max_match: int = 6):
+        self.min_match, self.max_match = min_match, max_match
+        self.last_match = 0  # length of the n-gram the latest draft came from
+
+    def max_keep(self) -> int:
+        return 1 << 62
+
+    def truncate(self, n_tokens: int) -> None:
+        pass
+
+    def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
+        pass
+
+    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+        seq = context + [last]
+        self.last_match = 0
+        for k in range(min(self.max_match, len(seq) - 1), self.min_match - 1, -1):
+            pattern = seq[-k:]
+            for end in range(len(seq) - 1, k - 1, -1):  # candidate occurrence ends strictly before the suffix
+                if seq[end - k : end] == pattern:
+                    self.last_match = k
+                    return seq[end : end + n]
+        return []
+
+
+class AdaptiveLength:
+    """`auto` mode's draft length. Per draft position, a moving average of how often a draft there
+    is accepted given that the ones before it were; the chance that position i is reached and
+    accepted is the product up to i. Positions are drafted while that chance is worth a verify row.
+    A fully accepted draft also counts for the position after it, so a short length can grow again."""
+
+    def __init__(self, n_max: int, keep_above: float = 0.25, decay: float = 0.9, start: float = 0.8):
+        self.n_max, self.keep_above, self.decay = n_max, keep_above, decay
+        self.rate = [start] * n_max  # optimistic, so that every position gets tried
+
+    def length(self) -> int:
+        n, reach = 0, 1.0
+        while n < self.n_max and reach * self.rate[n] >= self.keep_above:
+            reach *= self.rate[n]
+            n += 1
+        return max(n, 1)  # always try one: acceptance can come back
+
+    def _move(self, i: int, accepted: bool) -> None:
+        self.rate[i] = self.decay * self.rate[i] + (1 - self.decay) * float(accepted)
+
+    def update(self, n_drafted: int, n_accepted: int) -> None:
+        n_drafted = min(n_drafted, self.n_max)  # a strong n-gram match may run past n_max
+        for i in range(min(n_accepted + 1, n_drafted)):  # positions after the first rejection were not tested
+            self._move(i, i < n_accepted)
+        if n_accepted >= n_drafted and n_drafted < self.n_max:
+            self._move(n_drafted, True)
+
+
+@dataclass
+class SpeculativeLoop:
+    """The token loop with drafting; same contract as generate.TokenLoop."""
+
+    model: nn.Module
+    cache: KVCache
+    prompt: list[int]
+    sampler: Sampler
+    max_new_tokens: int
+    end_tokens: frozenset[int]
+    drafters: list[Drafter]
+    n_max: int = 3
+    adaptive: bool = False
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    spec: SpecStats = field(default_factory=SpecStats)
+    finish_reason: str | None = None
+    trace: list[tuple[list[int], int]] = field(default_factory=list)  # per verify step: drafts, accepted
+
+    def _length(self, drafter: str, budget: int) -> int:
+        if not self.adaptive:
+            return min(self.n_max, budget)
+        return min(self.lengths.setdefault(drafter, AdaptiveLength(self.n_max)).length(), budget)
+
+    def _draft(self, last: int, budget: int) -> tuple[list[int], str]:
+        """The first drafter with a proposal wins, except that a weak n-gram match yields to the
+        drafters after it, and a strong one (an agent re-emitting a file) may run past n_max."""
+        if budget <= 0:
+            return [], "none"
+        fallback: tuple[list[int], str] = ([], "none")
+        for drafter in self.drafters:
+            if isinstance(drafter, NgramDrafter):
+                looked_up = drafter.draft(last, self.cache.tokens, min(MAX_DRAFT, budget))
+                if looked_up and drafter.last_match >= STRONG_MATCH:
+                    return looked_up, drafter.name
+                if looked_up and not fallback[0]:
+                    fallback = looked_up[: self._length(drafter.name, budget)], drafter.name
+                continue
+            drafts = drafter.draft(last, self.cache.tokens, self._length(drafter.name, budget))
+            if drafts:
+                return drafts, drafter.name
+        return fallback
+
+    def __iter__(self) -> Iterator[int]:
+        stats, model, cache = self.stats, self.model, self.cache
+        self.lengths: dict[str, AdaptiveLength] = {}  # per drafter
+        stats.prompt_tokens = len(self.prompt)
+        limit = min([len(self.prompt) - 1] + [d.max_keep() for d in self.drafters])
+        stats.reused_prompt_tokens = cache.restorable_prefix(self.prompt, limit=limit)
+        start = time.perf_counter()
+        logits = prefill(model, cache, self.prompt, observers=self.drafters)
+        history = list(self.prompt)
+        token = self.sampler(logits, history)
+        stats.prefill_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        while True:
+            history.append(token)
+            stats.generated_tokens += 1
+            if token in self.end_tokens:
+                self.finish_reason = "eos"
+                break
+            yield token
+            remaining = self.max_new_tokens - stats.generated_tokens
+            if remaining <= 0:
+                self.finish_reason = "length"
+                break
+            drafts, drafter = self._draft(token, remaining - 1)
+            emitted = self._verify(token, drafts, drafter, history)
+            for token in emitted[:-1]:
+                history.append(token)
+                stats.generated_tokens += 1
+                if token in self.end_tokens:
+                    self.finish_reason = "eos"
+                    break
+                yield token
+            if self.finish_reason:
+                break
+            token = emitted[-1]
+            stats.decode_seconds = time.perf_counter() - start
+        stats.decode_seconds = time.perf_counter() - start
+
+    @torch.inference_mode()
+    def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int]) -> list[int]:
+        """Run [last, drafts...] through the model, keep what the samples agree with; returns the
+        accepted drafts followed by the model's own next token."""
+        cache, position = self.cache, self.cache.length
+        rows = [last] + drafts
+        cache.check_room(len(rows))
+        ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)
+        logits, hidden = self.model(ids, position, cache, "all")
+        cache.tokens.extend(rows)
+        emitted: list[int] = []
+        for i in range(len(rows)):
+            sample = self.sampler(logits[i], history + emitted)
+            emitted.append(sample)
+            if i == len(drafts) or sample != drafts[i]:
+                break
+        accepted = len(emitted) - 1
+        cache.truncate(position + accepted + 1)  # rejected drafts leave no trace
+        for d in self.drafters:
+            d.observe(rows[: accepted + 1], position, hidden[: accepted + 1])
+        if drafts:
+            self.spec.record(len(drafts), accepted, drafter)
+            if self.adaptive:
+                self.lengths.setdefault(drafter, AdaptiveLength(self.n_max)).update(len(drafts), accepted)
+        else:
+            self.spec.verify_steps += 1
+        self.trace.append((list(drafts), accepted))
+        return emitted

@@ -1,0 +1,325 @@
+"""Speculative decoding is lossless: the same greedy tokens as plain decoding whatever the drafter,
+the recurrent state rolled back exactly, and sampled tokens drawn from the model's distribution."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gguf_builder import rewrite_gguf
+from inference import Engine
+from inference.errors import UnsupportedModelError
+from inference.generate import decode_step, prefill
+from inference.sampling import Sampler, SamplingParams
+from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop
+from qwen35_fixtures import F32_CASES, FIXTURES, Case, ids, reference
+
+DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
+MOE = Case("qwen35moe-F32", "qwen35moe-ref")
+MTPFIT = Case("qwen35-dense-mtpfit-F32", "qwen35-dense-mtpfit-ref")
+
+
+def greedy(engine: Engine, prompt: list[int], n: int = 24):
+    generation = engine.stream(prompt, max_new_tokens=n, ignore_eos=True)
+    return generation.collect(), generation.loop
+
+
+@pytest.mark.parametrize("case", [DENSE, MOE, MTPFIT], ids=str)
+@pytest.mark.parametrize("spec", ["mtp", "ngram", "auto"])
+@pytest.mark.parametrize("n_max", [1, 2, 3, 4])
+def test_greedy_output_is_identical_to_plain_decoding(case: Case, spec: str, n_max: int):
+    ref = reference(case.ref)
+    engine = Engine.load(case.path, device="cpu", spec=spec, spec_n_max=n_max)
+    completion, loop = greedy(engine, ids(ref, "prompt_ids"))
+    assert completion.token_ids == ids(ref, "greedy_ids")
+    assert all(len(drafts) <= n_max for drafts, _ in loop.trace if spec == "mtp")
+
+
+def test_default_model_with_prompt_lookup_is_lossless_and_accepts(default_engine):
+    """An agent re-emitting a file it just read: n-gram drafts get accepted, output unchanged.
+    Both runs prefill from scratch: the packed kernels round a long prefill chunk differently from
+    short steps, so a reused prefix is not bit for bit the same computation."""
+    source = (Path(__file__).parent.parent / "prompts" / "bench" / "code_python.txt").read_text()[:1200]
+    messages = [{"role": "user", "content": f"Here is a file:\n\n{source}\n\nCopy it out exactly."}]
+    engine = default_engine
+    try:
+        engine.spec = "off"
+        engine.reset()
+        plain = engine.generate(messages=messages, max_new_tokens=120)
+        engine.spec = "ngram"
+        engine.reset()
+        drafted = engine.generate(messages=messages, max_new_tokens=120)
+    finally:
+        engine.spec = "auto"
+    assert drafted.token_ids == plain.token_ids
+    spec = drafted.stats.speculative
+    assert spec["accepted"] > 0.3 * len(plain.token_ids)  # it does copy, so most drafts are right
+    assert spec["tokens_per_forward"] > 1.5
+
+
+@dataclass
+class InjectedDrafter:
+    """Drafts the reference continuation with chosen positions corrupted; records the recurrent
+    state whenever it is asked for a draft right after a rejection."""
+
+    continuation: list[int]
+    prompt_length: int
+    corrupt: set[int]
+    cache: object
+    name: str = "injected"
+    states_after_rejection: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    rejected_last_step: bool = False
+
+    def max_keep(self) -> int:
+        return 1 << 62
+
+    def truncate(self, n_tokens: int) -> None:
+        pass
+
+    def observe(self, tokens, start, hidden) -> None:
+        pass
+
+    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+        if self.rejected_last_step:
+            self.states_after_rejection.append((len(context), self.cache.ssm.clone(), self.cache.conv.clone()))
+        first = len(context) + 1 - self.prompt_length  # index in the continuation of the first drafted token
+        drafts = [t if first + i not in self.corrupt else (t + 1) % 1000
+                  for i, t in enumerate(self.continuation[first : first + n])]
+        return drafts
+
+    def expected_accepted(self, first: int, n: int) -> int:
+        return next((i for i in range(n) if first + i in self.corrupt), n)
+
+
+@pytest.mark.parametrize("case", [DENSE, MOE], ids=str)
+def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
+    ref = reference(case.ref)
+    prompt, want = ids(ref, "prompt_ids"), ids(ref, "greedy_ids")
+    engine = Engine.load(case.path, device="cpu", spec="off")
+    drafter = InjectedDrafter(want, len(prompt), corrupt={2, 4, 5, 9, 14, 15, 16, 21}, cache=engine.cache)
+    loop = SpeculativeLoop(engine.model, engine.cache, prompt, Sampler(SamplingParams()), 24, frozenset(),
+                           [drafter], n_max=4)
+    out = []
+    for token in loop:
+        out.append(token)
+        drafter.rejected_last_step = bool(loop.trace) and loop.trace[-1][1] < len(loop.trace[-1][0])
+    assert out == want
+    accepted = [a for _, a in loop.trace]
+    first = 1
+    for drafts, a in loop.trace:
+        assert a == drafter.expected_accepted(first, len(drafts))
+        first += a + 1
+    assert any(0 < a < len(d) for d, a in loop.trace), "some step must accept part of its draft"
+    assert any(a == len(d) == 4 for d, a in loop.trace), "some step must accept a whole draft"
+    assert 0 in accepted
+    assert drafter.states_after_rejection
+
+    # replay with plain one-token decoding and compare the Gated DeltaNet state at each rollback point
+    plain = engine.model.new_cache(128, engine.dtype)
+    prefill(engine.model, plain, prompt)
+    checked = 0
+    for length, ssm, conv in sorted(drafter.states_after_rejection, key=lambda s: s[0]):
+        while plain.length < length:
+            decode_step(engine.model, plain, (prompt + want)[plain.length])
+        assert (ssm - plain.ssm).abs().max().item() <= 1e-6
+        assert (conv - plain.conv).abs().max().item() <= 1e-6
+        checked += 1
+    assert checked >= 3
+
+
+def test_real_mtp_rejections_restore_the_recurrent_state():
+    """The distilled head's partial acceptances (a = 1, 2) leave the same state as plain decoding."""
+    ref = reference(MTPFIT.ref)
+    prompt, want = ids(ref, "prompt_ids"), ids(ref, "greedy_ids")
+    engine = Engine.load(MTPFIT.path, device="cpu", spec="mtp")
+    generation = engine.stream(prompt, max_new_tokens=24, ignore_eos=True)
+    plain = engine.model.new_cache(128, engine.dtype)
+    prefill(engine.model, plain, prompt)
+    compared = 0
+    for _ in generation:
+        trace = generation.loop.trace
+        if trace and 0 < trace[-1][1] < len(trace[-1][0]):
+            cache = engine.cache
+            while plain.length < cache.length:
+                decode_step(engine.model, plain, cache.tokens[plain.length])
+            assert (cache.ssm - plain.ssm).abs().max().item() <= 1e-6
+            assert (cache.conv - plain.conv).abs().max().item() <= 1e-6
+            compared += 1
+    assert generation.completion.token_ids == want
+    assert compared >= 2
+
+
+class TableDrafter:
+    """Proposes, after each first token, two tokens from a fixed table (some likely, some not)."""
+
+    name = "table"
+
+    def __init__(self, prompt_length: int, table: dict[int, list[int]]):
+        self.prompt_length, self.table = prompt_length, table
+
+    def max_keep(self) -> int:
+        return 1 << 62
+
+    def truncate(self, n_tokens: int) -> None:
+        pass
+
+    def observe(self, tokens, start, hidden) -> None:
+        pass
+
+    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+        return self.table.get(last, [])[:n] if len(context) == self.prompt_length else []
+
+
+def test_sampling_with_speculation_follows_the_target_distribution():
+    """Joint distribution of three sampled tokens (top-k 3, temperature 1): exact probabilities
+    from the model against 1500 speculative generations, by a chi-square test. Drafts are chosen
+    so that all of full acceptance, partial acceptance and rejection happen."""
+    ref = reference(DENSE.ref)
+    prompt = ids(ref, "prompt_ids")[:20]
+    engine = Engine.load(DENSE.path, device="cpu", spec="off")
+    params = SamplingParams(temperature=1.0, top_k=3)
+
+    def top3(tokens: list[int]) -> dict[int, float]:
+        logits = engine.logits(tokens)[-1]
+        values, index = logits.topk(3)
+        return dict(zip(index.tolist(), torch.softmax(values.double(), -1).tolist()))
+
+    exact: dict[tuple[int, ...], float] = {}
+    table: dict[int, list[int]] = {}
+    for rank, (t1, p1) in enumerate(top3(prompt).items()):
+        second = top3(prompt + [t1])
+        ordered = sorted(second, key=second.get, reverse=True)
+        d1 = ordered[rank % 3]  # the likeliest, the second or the third: acceptance varies
+        table[t1] = [d1, max(top3(prompt + [t1, d1]).items(), key=lambda kv: kv[1])[0]]
+        for t2, p2 in second.items():
+            for t3, p3 in top3(prompt + [t1, t2]).items():
+                exact[(t1, t2, t3)] = p1 * p2 * p3
+
+    n_samples = 1500
+    counts: Counter = Counter()
+    accepted = Counter()
+    drafter = TableDrafter(len(prompt), table)
+    for seed in range(n_samples):
+        sampler = Sampler(SamplingParams(temperature=params.temperature, top_k=params.top_k, seed=seed))
+        loop = SpeculativeLoop(engine.model, engine.cache, prompt, sampler, 4, frozenset(), [drafter], n_max=2)
+        counts[tuple(loop)[:3]] += 1  # the first three of four: after t1 there is room for two drafts
+        accepted[loop.trace[0][1]] += 1
+    assert set(counts) <= set(exact)
+    assert all(accepted[a] > 50 for a in (0, 1, 2)), accepted
+    chi2 = sum((counts[k] - n_samples * p) ** 2 / (n_samples * p) for k, p in exact.items())
+    dof = len(exact) - 1
+    # p < 1e-3 would reject; for 26 degrees of freedom that is chi2 > 54.05
+    assert dof == 26 and chi2 < 54.05, (chi2, counts)
+    # and the test has power: a loop that trusted its drafts would be far off
+    trusting = Counter()
+    for t1, p1 in top3(prompt).items():
+        trusting[(t1, *table[t1])] += n_samples * p1
+    bad_chi2 = sum((trusting[k] - n_samples * p) ** 2 / (n_samples * p) for k, p in exact.items())
+    assert bad_chi2 > 10 * 54.05
+
+
+def test_ngram_drafter_proposes_what_followed_the_longest_match():
+    drafter = NgramDrafter(min_match=2, max_match=4)
+    context = [1, 2, 3, 4, 5, 9, 9, 2, 3]
+    assert drafter.draft(4, context, 3) == [5, 9, 9]
+    assert drafter.last_match == 3  # [2, 3, 4]
+    assert drafter.draft(7, context, 3) == []
+    assert drafter.draft(3, [5, 3, 6, 7, 5], 2) == [6, 7] and drafter.last_match == 2
+
+
+def test_adaptive_length_shrinks_when_drafts_fail_and_recovers():
+    lengths = AdaptiveLength(n_max=4)
+    assert lengths.length() == 4
+    for _ in range(30):
+        lengths.update(4, 0)
+    assert lengths.length() == 1
+    for _ in range(30):
+        lengths.update(1, 1)
+    assert lengths.length() >= 2
+    lengths.update(7, 7)  # a strong n-gram draft past n_max is fine
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cut_head(tmp_path_factory) -> Path:
+    """The dense fixture with one tensor of its nextn block missing, as a cut conversion leaves it."""
+    dst = tmp_path_factory.mktemp("cut") / "qwen35-dense-cut.gguf"
+    return rewrite_gguf(DENSE.path, dst, drop={"blk.8.nextn.eh_proj.weight", "blk.8.attn_q.weight"})
+
+
+def test_partial_nextn_block_disables_mtp_with_one_warning(cut_head: Path):
+    engine = Engine.load(cut_head, device="cpu", spec="auto")
+    assert engine.mtp_head is None
+    assert len(engine.warnings) == 1 and "\n" not in engine.warnings[0]
+    assert "MTP drafting is off" in engine.warnings[0] and "blk.8" in engine.warnings[0]
+    ref = reference(DENSE.ref)
+    completion, _ = greedy(engine, ids(ref, "prompt_ids"))
+    assert completion.token_ids == ids(ref, "greedy_ids")
+
+
+def test_declared_but_absent_nextn_block_disables_mtp_with_a_warning(tmp_path: Path):
+    from gguf import GGUFReader
+
+    mtp_tensors = {t.name for t in GGUFReader(DENSE.path).tensors if t.name.startswith("blk.8.")}
+    path = rewrite_gguf(DENSE.path, tmp_path / "no-head.gguf", drop=mtp_tensors)
+    engine = Engine.load(path, device="cpu", spec="auto")
+    assert engine.mtp_head is None and len(engine.warnings) == 1
+    assert "declares an MTP block (blk.8) but holds none of its tensors" in engine.warnings[0]
+    with pytest.raises(UnsupportedModelError, match="--mtp FILE"):
+        Engine.load(path, device="cpu", spec="mtp")
+
+
+def test_partial_nextn_block_is_an_error_when_mtp_is_forced(cut_head: Path):
+    with pytest.raises(UnsupportedModelError, match="incomplete"):
+        Engine.load(cut_head, device="cpu", spec="mtp")
+
+
+def test_missing_head_is_an_error_only_when_mtp_is_forced(tmp_path: Path):
+    trunk = shutil.copy(FIXTURES / "qwen35-dense-trunk-F32.gguf", tmp_path / "model.gguf")  # no sidecar next to it
+    engine = Engine.load(trunk, device="cpu", spec="auto")
+    assert engine.mtp_head is None and engine.warnings == []
+    with pytest.raises(UnsupportedModelError, match="no MTP head.*--mtp FILE"):
+        Engine.load(trunk, device="cpu", spec="mtp")
+
+
+@pytest.mark.parametrize("sidecar,problem", [
+    ("mtp-qwen35moe-F32.gguf", "architecture is qwen35moe"),
+    ("vocab", "vocabulary has 1000 tokens"),
+])
+def test_mismatched_sidecar_is_refused(sidecar: str, problem: str, tmp_path: Path):
+    path = FIXTURES / sidecar
+    if sidecar == "vocab":
+        from gguf import GGUFReader
+
+        embd = next(t for t in GGUFReader(FIXTURES / "mtp-qwen35-dense-F32.gguf").tensors if t.name == "token_embd.weight")
+        path = rewrite_gguf(FIXTURES / "mtp-qwen35-dense-F32.gguf", tmp_path / "mtp-small-vocab.gguf",
+                            replace={"token_embd.weight": np.asarray(embd.data)[:1000]})
+    with pytest.raises(UnsupportedModelError, match=f"does not belong.*{problem}"):
+        Engine.load(FIXTURES / "qwen35-dense-trunk-F32.gguf", device="cpu", spec="auto", mtp=path)
+
+
+def test_wider_models_sidecar_is_refused_by_shape():
+    with pytest.raises(UnsupportedModelError, match="embedding_length is 64, the model's is 256"):
+        Engine.load(FIXTURES / "qwen35-dense-q4k-Q4_K_M.gguf", device="cpu", mtp=FIXTURES / "mtp-qwen35-dense-F32.gguf")
+
+
+def test_sidecar_alone_is_not_a_model():
+    with pytest.raises(UnsupportedModelError, match="only an MTP block"):
+        Engine.load(FIXTURES / "mtp-qwen35-dense-F32.gguf", device="cpu")
+
+
+def test_llama_models_fall_back_to_prompt_lookup(tiny_llama: Path):
+    engine = Engine.load(tiny_llama, device="cpu", spec="auto")
+    assert engine.mtp_head is None and engine.warnings == []
+    with pytest.raises(UnsupportedModelError):
+        Engine.load(tiny_llama, device="cpu", spec="mtp")
+    assert math.isfinite(engine.generate("the quick", max_new_tokens=8).stats.decode_tokens_per_second)
