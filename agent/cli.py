@@ -35,6 +35,13 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
                         help="compute dtype (auto: bfloat16 on GPU, float32 on CPU)")
     common.add_argument("--chat-template", metavar="FILE", default=default(None),
                         help="a jinja chat template to use instead of the model's own")
+    common.add_argument("--spec", default=default(None), choices=["auto", "mtp", "ngram", "off"],
+                        help="speculative decoding: the model's MTP head and prompt lookup with adaptive draft "
+                             "lengths (auto, the default), the MTP head only, prompt lookup only, or none")
+    common.add_argument("--spec-draft-n-max", type=int, metavar="N", default=default(3),
+                        help="most tokens drafted per step (default 3)")
+    common.add_argument("--mtp", metavar="FILE", default=default(None),
+                        help="an MTP sidecar (mtp-*.gguf) for a model converted without its MTP block")
     common.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks for errors")
     return common
 
@@ -60,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop before this text (repeatable)")
     gen.add_argument("--stats", action="store_true", help="print speed and memory to stderr at the end")
 
-    bench = sub.add_parser("bench", parents=[common], help="measure prefill and decode speed, or perplexity")
+    bench = sub.add_parser("bench", parents=[common], help="measure prefill and decode speed (with --spec: plain against speculative decoding, per task), or perplexity")
     bench.add_argument("--prefill", type=int, default=512, metavar="N", help="prompt tokens per run (default 512)")
     bench.add_argument("--decode", type=int, default=128, metavar="N", help="generated tokens per run (default 128)")
     bench.add_argument("--runs", type=int, default=3, help="measured runs; medians are reported (default 3)")
@@ -134,7 +141,9 @@ def _load_engine(args: argparse.Namespace):
     path = resolve_model(args.model)
     start = time.perf_counter()
     engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template,
-                         dtype=args.dtype)
+                         dtype=args.dtype, spec=args.spec or "auto", spec_n_max=args.spec_draft_n_max, mtp=args.mtp)
+    for warning in engine.warnings:
+        print(f"agent: warning: {warning}", file=sys.stderr)
     return engine, path, time.perf_counter() - start
 
 
@@ -160,13 +169,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
               f"{s.generated_tokens} generated at {s.decode_tokens_per_second:.1f} tok/s, "
               f"peak memory {s.peak_memory_bytes / 2**20:.0f} MiB, stopped by {stream.completion.finish_reason}]",
               file=sys.stderr)
+        if s.speculative:
+            sp = s.speculative
+            print(f"[speculative ({sp['mode']}): {sp['accepted']}/{sp['drafted']} drafts accepted "
+                  f"({100 * sp['acceptance']:.0f}%), {sp['tokens_per_forward']:.2f} tokens per forward]", file=sys.stderr)
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import perplexity, run_bench
+    from .bench import format_spec_bench, perplexity, run_bench, run_spec_bench
 
     engine, path, load_seconds = _load_engine(args)
+    if args.spec and not args.ppl:
+        r = run_spec_bench(engine, path, args.spec, args.decode, args.runs, args.prefill)
+        print(json.dumps(r.as_dict()) if args.json else format_spec_bench(r))
+        return 0
     if args.ppl:
         text = _read_text(args.ppl, "--ppl")
         r = perplexity(engine, text, args.ppl_ctx)
@@ -178,6 +195,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"({r.windows} windows of {r.context} tokens; the second half of each window is scored) in {r.seconds:.1f} s")
         return 0
     text = _read_text(args.prompt_file, "--prompt-file") if args.prompt_file else None
+    engine.spec = "off"  # plain decoding; --spec compares it with speculation
     r = run_bench(engine, path, load_seconds, args.prefill, args.decode, args.runs, text=text)
     if args.json:
         print(json.dumps(r.as_dict()))
@@ -229,7 +247,9 @@ def _models_info(args: argparse.Namespace) -> int:
     print(f"architecture   {info.architecture}" + ("" if info.supported else "  (not supported by this engine)"))
     print(f"parameters     {info.parameters / 1e6:,.1f}M")
     if info.n_layer:
-        print(f"shape          {info.n_layer} layers, d_model {info.d_model}, heads {info.n_head} (kv {info.n_head_kv}), head_dim {info.head_dim}")
+        layers = f"{info.n_layer - info.mtp_layers} layers + {info.mtp_layers} MTP" if info.mtp_layers else f"{info.n_layer} layers"
+        print(f"shape          {layers}, d_model {info.d_model}, heads {info.n_head} (kv {info.n_head_kv}), head_dim {info.head_dim}"
+              + (f"; {info.kv_layers} keep attention KV, the rest are Gated DeltaNet" if info.kv_layers is not None else ""))
     print(f"context length {info.context_length}")
     print(f"vocabulary     {info.vocab_size} tokens, {info.tokenizer or 'no tokenizer'}; chat template: {'yes' if info.has_chat_template else 'no'}")
     print(f"MTP block      {'yes (' + str(info.mtp_layers) + ' layer' + ('s' if info.mtp_layers > 1 else '') + ')' if info.mtp_layers else 'no'}")
@@ -240,7 +260,9 @@ def _models_info(args: argparse.Namespace) -> int:
         per_value = dense_bytes_per_value(device)
         w = weights if device == "cpu" else info.parameters * per_value
         kv = info.kv_cache_bytes(ctx, per_value)
-        print(f"memory at {ctx} tokens on {label}: weights {mib(w)} + KV cache {mib(kv)} = {mib(w + kv)}")
+        state = info.recurrent_state_bytes
+        extra = f" + recurrent state {mib(state)}" if state else ""
+        print(f"memory at {ctx} tokens on {label}: weights {mib(w)} + KV cache {mib(kv)}{extra} = {mib(w + kv + state)}")
     return 0
 
 
@@ -264,7 +286,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         permission_mode=args.permission_mode, allow=args.allow, deny=args.deny,
         continue_session=args.continue_session, resume=args.resume, device=args.device, ctx=args.ctx,
         weights=args.weights, dtype=args.dtype, chat_template=Path(args.chat_template) if args.chat_template else None,
-        temperature=args.temperature,
+        temperature=args.temperature, spec=args.spec, spec_n_max=args.spec_draft_n_max,
+        mtp=Path(args.mtp) if args.mtp else None,
     )
     result = run_task(settings, task, Path.cwd(), make_output(args.output_format))
     return result.exit_code

@@ -77,8 +77,8 @@ class Agent:
         self.session, self.on_event, self.approver = session, on_event, approver
         self.limits = limits or Limits()
         self.turns = 0
-        self.totals = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "generated_tokens": 0,
-                       "prefill_seconds": 0.0, "decode_seconds": 0.0}
+        self.totals = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "generated_tokens": 0, "drafted_tokens": 0,
+                       "accepted_tokens": 0, "prefill_seconds": 0.0, "decode_seconds": 0.0}
         self._recent_calls: list[str] = []
         self._format_errors = 0
         self._checkpointed_turn = -1
@@ -143,7 +143,7 @@ class Agent:
             turn = self.backend.complete(self.messages, specs, on_text=lambda delta: self.emit({"type": "text_delta", "text": delta}))
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
-        for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens"):
+        for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens"):
             self.totals[key] += getattr(turn.stats, key)
         stats = turn.stats
         if stats.prefill_tokens_per_second:

@@ -4,6 +4,7 @@ Used by `agent run` (headless) and, later, the TUI."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class RunSettings:
     dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float | None = None
+    spec: str | None = None
+    spec_n_max: int = 3
+    mtp: Path | None = None
 
 
 def find_root(cwd: Path) -> Path:
@@ -89,7 +93,11 @@ def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
     template = read_chat_template(settings.chat_template)
     path = resolve_model(settings.model or config.backend.get("model"), show_progress=True)
     engine = Engine.load(path, device=settings.device, n_ctx=settings.ctx or config.backend.get("context_window"),
-                         weights=settings.weights, chat_template=template, dtype=settings.dtype)
+                         weights=settings.weights, chat_template=template, dtype=settings.dtype,
+                         spec=settings.spec or config.backend.get("spec", "auto"), spec_n_max=settings.spec_n_max,
+                         mtp=settings.mtp)
+    for warning in engine.warnings:
+        print(f"agent: warning: {warning}", file=sys.stderr)
     temperature = settings.temperature if settings.temperature is not None else config.backend.get("temperature", 0.0)
     return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)),
                            max_new_tokens=int(config.backend.get("max_new_tokens", 2048)))

@@ -17,12 +17,18 @@ from .errors import EngineError
 from .kv_cache import KVCache
 
 PROMPT_CHECKPOINTS = 2
+MAX_ROLLBACK = 8  # snapshots per forward pass: a verify batch of up to 8 rows can roll back to any of them
+
+
+def state_bytes(state_values: int, max_rollback: int = MAX_ROLLBACK) -> int:
+    """fp32 recurrent state: the live copy, the snapshots and the prompt-end checkpoints."""
+    return 4 * state_values * (1 + max_rollback + 2 * PROMPT_CHECKPOINTS)
 
 
 class HybridCache(KVCache):
     def __init__(self, n_attn: int, n_head_kv: int, head_dim: int, n_recurrent: int, n_v_heads: int, dk: int, dv: int,
                  conv_dim: int, conv_kernel: int, max_tokens: int, dtype: torch.dtype, device: torch.device,
-                 max_rollback: int = 8):
+                 max_rollback: int = MAX_ROLLBACK):
         super().__init__(n_attn, n_head_kv, head_dim, max_tokens, dtype, device)
         f32 = dict(dtype=torch.float32, device=device)
         self.ssm = torch.zeros(n_recurrent, n_v_heads, dk, dv, **f32)
@@ -35,8 +41,7 @@ class HybridCache(KVCache):
 
     @property
     def nbytes(self) -> int:
-        state = self.ssm.numel() + self.conv.numel()
-        return super().nbytes + 4 * state * (1 + self.max_rollback + 2 * PROMPT_CHECKPOINTS)
+        return super().nbytes + state_bytes(self.ssm.numel() + self.conv.numel(), self.max_rollback)
 
     @property
     def snapshot_bytes(self) -> int:

@@ -29,11 +29,14 @@ class ModelInfo:
     has_chat_template: bool
     mtp_layers: int  # MTP (nextn) blocks in the file
     tensor_types: dict[str, tuple[int, int]]  # type -> (tensor count, bytes)
+    kv_layers: int | None = None  # layers that keep attention KV (hybrid models: the full-attention ones, MTP included)
+    recurrent_state_bytes: int = 0  # Gated DeltaNet state with its rollback snapshots; independent of the context
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_value: int) -> int:
-        if None in (self.n_layer, self.n_head_kv, self.head_dim):
+        layers = self.kv_layers if self.kv_layers is not None else self.n_layer
+        if None in (layers, self.n_head_kv, self.head_dim):
             return 0
-        return 2 * self.n_layer * self.n_head_kv * self.head_dim * n_ctx * bytes_per_value
+        return 2 * layers * self.n_head_kv * self.head_dim * n_ctx * bytes_per_value
 
     def weight_bytes(self) -> int:
         return sum(b for _, b in self.tensor_types.values())
@@ -43,6 +46,21 @@ def _mtp_layers(g: GGUFFile) -> int:
     declared = g.arch_get("nextn_predict_layers", 0) or 0
     found = {m.group(1) for name in g.tensors if (m := re.match(r"blk\.(\d+)\.nextn\.", name))}
     return max(int(declared), len(found))
+
+
+def _hybrid_layout(g: GGUFFile, mtp_layers: int) -> tuple[int | None, int]:
+    """(KV-holding layers, recurrent state bytes) of a qwen35 model; (None, 0) for other families."""
+    from .errors import EngineError
+    from .hybrid_cache import state_bytes
+    from .models import qwen35
+
+    if g.architecture not in qwen35.ARCHITECTURES:
+        return None, 0
+    try:
+        cfg = qwen35.Qwen35Config.from_gguf(g)
+    except EngineError:
+        return None, 0
+    return cfg.n_layer - sum(cfg.recurrent) + mtp_layers, state_bytes(cfg.recurrent_state_values)
 
 
 def describe(g: GGUFFile) -> ModelInfo:
@@ -59,6 +77,8 @@ def describe(g: GGUFFile) -> ModelInfo:
     tokenizer = g.get("tokenizer.ggml.model")
     if tokenizer:
         tokenizer = f"{tokenizer} (pre-tokenizer {g.get('tokenizer.ggml.pre') or 'default'})"
+    mtp_layers = _mtp_layers(g)
+    kv_layers, recurrent_bytes = _hybrid_layout(g, mtp_layers)
     return ModelInfo(
         path=str(g.path),
         file_bytes=g.path.stat().st_size,
@@ -75,8 +95,10 @@ def describe(g: GGUFFile) -> ModelInfo:
         vocab_size=len(tokens) or int(g.arch_get("vocab_size", 0) or 0),
         tokenizer=tokenizer,
         has_chat_template=g.get("tokenizer.chat_template") is not None,
-        mtp_layers=_mtp_layers(g),
+        mtp_layers=mtp_layers,
         tensor_types={k: (types[k], sizes[k]) for k in sorted(types, key=lambda k: -sizes[k])},
+        kv_layers=kv_layers,
+        recurrent_state_bytes=recurrent_bytes,
     )
 
 

@@ -52,6 +52,21 @@ def test_headless_run_with_the_default_model(project, default_model):
     assert stats and all(s["generated_tokens"] > 0 and s["decode_tokens_per_second"] > 0 for s in stats)
     assert final["prompt_tokens"] == sum(s["prompt_tokens"] for s in stats)
     assert final["decode_tokens_per_second"] > 0 and final["duration_seconds"] > 0
+    # speculation is on by default (prompt lookup for this model), and its counts add up
+    assert final["drafted_tokens"] == sum(s["drafted_tokens"] for s in stats)
+    assert final["accepted_tokens"] == sum(s["accepted_tokens"] for s in stats) <= final["drafted_tokens"]
+
+
+def test_spec_off_reaches_the_engine(project, default_model):
+    from agent.config import load_config
+    from agent.run import RunSettings, make_backend
+
+    settings = RunSettings(model=str(default_model), device="cpu", ctx=1024, spec="off")
+    backend = make_backend(settings, load_config(project))
+    assert backend.engine.spec == "off"
+    settings = RunSettings(model=str(default_model), device="cpu", ctx=1024, spec="ngram", spec_n_max=5)
+    backend = make_backend(settings, load_config(project))
+    assert (backend.engine.spec, backend.engine.spec_n_max) == ("ngram", 5)
 
 
 def test_second_turn_prefills_only_the_new_tokens(backend):

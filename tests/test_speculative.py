@@ -19,7 +19,7 @@ from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
 from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop
-from qwen35_fixtures import F32_CASES, FIXTURES, Case, ids, reference
+from qwen35_fixtures import FIXTURES, Case, ids, reference
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
 MOE = Case("qwen35moe-F32", "qwen35moe-ref")

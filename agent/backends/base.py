@@ -34,6 +34,8 @@ class TurnStats:
     prefill_tokens_per_second: float = 0.0
     decode_tokens_per_second: float = 0.0
     seconds: float = 0.0
+    drafted_tokens: int = 0  # speculative decoding (embedded backend)
+    accepted_tokens: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in self.__dict__.items()}

@@ -19,7 +19,7 @@ from torch import nn
 from .. import gdn, ops
 from ..errors import UnsupportedModelError
 from ..gguf_file import GGUFFile, TensorInfo
-from ..hybrid_cache import HybridCache
+from ..hybrid_cache import MAX_ROLLBACK, HybridCache
 from ..linear import Embedding, build_linear, load_dense
 from ..rope import RopeConfig, Rotary, neox_to_interleaved
 
@@ -52,6 +52,12 @@ class Qwen35Config:
     @property
     def conv_dim(self) -> int:
         return (2 * self.n_k_heads + self.n_v_heads) * self.d_state
+
+    @property
+    def recurrent_state_values(self) -> int:
+        """Floats of Gated DeltaNet state (S and the conv window) over all recurrent layers."""
+        per_layer = self.n_v_heads * self.d_state * self.d_state + self.conv_dim * (self.conv_kernel - 1)
+        return sum(self.recurrent) * per_layer
 
     @property
     def moe(self) -> bool:
@@ -192,7 +198,7 @@ class Qwen35Model(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
 
-    def new_cache(self, max_tokens: int, dtype: torch.dtype, max_rollback: int = 8) -> HybridCache:
+    def new_cache(self, max_tokens: int, dtype: torch.dtype, max_rollback: int = MAX_ROLLBACK) -> HybridCache:
         cfg = self.cfg
         n_recurrent = sum(cfg.recurrent)
         return HybridCache(cfg.n_layer - n_recurrent, cfg.n_head_kv, cfg.head_dim, n_recurrent, cfg.n_v_heads,
