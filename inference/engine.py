@@ -273,6 +273,8 @@ class Engine:
         if self.spec == "ngram":
             return [self.ngram_drafter]
         if self.spec == "mtp":
+            if self.mtp_drafter is None:
+                raise EngineError("spec 'mtp' needs an MTP head, and none was loaded (load with spec='auto' or 'mtp')")
             return [self.mtp_drafter]
         return [d for d in (self.ngram_drafter, self.mtp_drafter) if d is not None]  # see SpeculativeLoop._draft
 

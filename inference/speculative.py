@@ -93,43 +93,70 @@ class Drafter(Protocol):
 
 class MTPDrafter:
     """llama.cpp's draft-mtp: the head's cache row p holds (token p, trunk hidden of p-1); drafts
-    are greedy; step i > 1 feeds the head its own output hidden state."""
+    are greedy; step i > 1 feeds the head its own output hidden state.
+
+    Rows the model keeps are queued and run through the head in one batch when the next draft
+    needs them (or once FLUSH_ROWS are queued, so a prefill chunk runs at once): a head that is
+    paused by the adaptive length then costs almost nothing."""
 
     name = "mtp"
+    FLUSH_ROWS = 64
 
     def __init__(self, head: MTPHead, max_tokens: int, dtype: torch.dtype):
         self.head = head
         self.cache: KVCache = head.new_cache(max_tokens, dtype)
-        width = head.cfg.d_model
-        self.pending_h = torch.zeros(1, width, dtype=dtype, device=head.device)  # trunk hidden of the last cached token
-        self.hidden_at: dict[int, torch.Tensor] = {0: self.pending_h}  # by cache length, for rollbacks
+        self.zeros = torch.zeros(1, head.cfg.d_model, dtype=dtype, device=head.device)
+        self.last_h = self.zeros  # trunk hidden of the last observed token, paired with the next row
+        self.hidden_at: dict[int, torch.Tensor] = {0: self.zeros}  # by observed length, for rollbacks
+        self.queued: list[tuple[list[int], int, torch.Tensor]] = []  # (tokens, start, paired hidden)
+
+    @property
+    def observed(self) -> int:
+        return self.cache.length + sum(len(t) for t, _, _ in self.queued)
 
     def max_keep(self) -> int:
-        return self.cache.length  # rows the head has not seen must be recomputed to catch it up
+        return self.observed  # rows the head has not seen must be recomputed to catch it up
 
     def truncate(self, n_tokens: int) -> None:
-        self.cache.truncate(min(n_tokens, self.cache.length))
+        if n_tokens < self.cache.length:
+            self.cache.truncate(n_tokens)
+            self.queued = []
+        else:
+            self.queued = [(t[: n_tokens - s], s, h[: n_tokens - s]) for t, s, h in self.queued if s < n_tokens]
         h = self.hidden_at.get(n_tokens)
         # without the trunk's hidden state at that point, start over as at position 0: drafts get
         # worse for a while, the output does not change (every draft is verified)
-        self.pending_h = h if h is not None else torch.zeros_like(self.pending_h)
+        self.last_h = h if h is not None else self.zeros
         self.hidden_at = {p: v for p, v in self.hidden_at.items() if p <= n_tokens}
 
-    @torch.inference_mode()
     def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
         self.truncate(start)
-        shifted = torch.cat([self.pending_h, hidden[:-1]]) if len(tokens) > 1 else self.pending_h
-        ids = torch.tensor(tokens, dtype=torch.long, device=self.head.device)
-        self.head(ids, shifted, start, self.cache, logits_for="last")
-        self.cache.tokens.extend(tokens)
-        self.pending_h = hidden[-1:].clone()
-        self.hidden_at[start + len(tokens)] = self.pending_h
+        paired = torch.cat([self.last_h, hidden[:-1]]) if len(tokens) > 1 else self.last_h
+        self.queued.append((list(tokens), start, paired))
+        self.last_h = hidden[-1:].clone()
+        self.hidden_at[start + len(tokens)] = self.last_h
         for old in sorted(self.hidden_at)[:-16]:
             del self.hidden_at[old]
+        if self.observed - self.cache.length >= self.FLUSH_ROWS:
+            self.flush()
+
+    @torch.inference_mode()
+    def flush(self) -> None:
+        if not self.queued:
+            return
+        tokens = [t for chunk, _, _ in self.queued for t in chunk]
+        paired = torch.cat([h for _, _, h in self.queued])
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.head.device)
+        self.head(ids, paired, self.queued[0][1], self.cache, logits_for="last")
+        self.cache.tokens.extend(tokens)
+        self.queued = []
 
     @torch.inference_mode()
     def draft(self, last: int, context: list[int], n: int) -> list[int]:
-        start, h = len(context), self.pending_h
+        if n <= 0:
+            return []
+        self.flush()
+        start, h = len(context), self.last_h
         token, drafts = last, []
         for i in range(n):
             ids = torch.tensor([token], dtype=torch.long, device=self.head.device)
@@ -142,32 +169,52 @@ class MTPDrafter:
 
 class NgramDrafter:
     """Prompt lookup: find the latest earlier occurrence of the context's last k tokens (longest k
-    first) and propose what followed it. Agents re-emit long spans of files they have just read."""
+    first) and propose what followed it. Agents re-emit long spans of files they have just read.
+
+    The n-grams of the context are indexed as tokens are kept (a dict per step, not a scan of a
+    long context), keyed by hash and checked on lookup."""
 
     name = "ngram"
 
     def __init__(self, min_match: int = 2, max_match: int = 6):
         self.min_match, self.max_match = min_match, max_match
         self.last_match = 0  # length of the n-gram the latest draft came from
+        self.tokens: list[int] = []  # what the index covers: the model's cached tokens
+        self.ends: dict[tuple[int, int], int] = {}  # (k, hash of a k-gram) -> where its latest occurrence ends
 
     def max_keep(self) -> int:
         return 1 << 62
 
     def truncate(self, n_tokens: int) -> None:
-        pass
+        if n_tokens < len(self.tokens):  # a new prompt that diverges: index it again from scratch
+            kept = self.tokens[:n_tokens]
+            self.tokens, self.ends = [], {}
+            self._extend(kept)
 
     def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
-        pass
+        self.truncate(start)
+        self._extend(tokens)
+
+    def _extend(self, tokens: list[int]) -> None:
+        seq, ends = self.tokens, self.ends
+        for t in tokens:
+            seq.append(t)
+            end = len(seq)
+            for k in range(self.min_match, min(self.max_match, end) + 1):
+                ends[k, hash(tuple(seq[end - k : end]))] = end
 
     def draft(self, last: int, context: list[int], n: int) -> list[int]:
-        seq = context + [last]
+        if len(self.tokens) > len(context) or (self.tokens and self.tokens[-1] != context[len(self.tokens) - 1]):
+            self.tokens, self.ends = [], {}  # not fed by observe (used on its own): index the context
+        self._extend(context[len(self.tokens):])
         self.last_match = 0
-        for k in range(min(self.max_match, len(seq) - 1), self.min_match - 1, -1):
-            pattern = seq[-k:]
-            for end in range(len(seq) - 1, k - 1, -1):  # candidate occurrence ends strictly before the suffix
-                if seq[end - k : end] == pattern:
-                    self.last_match = k
-                    return seq[end : end + n]
+        # the context followed by `last`, without copying a long context
+        for k in range(min(self.max_match, len(context)), self.min_match - 1, -1):
+            pattern = context[len(context) - k + 1 :] + [last]
+            end = self.ends.get((k, hash(tuple(pattern))))
+            if end is not None and context[end - k : end] == pattern:
+                self.last_match = k
+                return (context[end : end + n] + [last])[:n]
         return []
 
 
@@ -175,18 +222,25 @@ class AdaptiveLength:
     """`auto` mode's draft length. Per draft position, a moving average of how often a draft there
     is accepted given that the ones before it were; the chance that position i is reached and
     accepted is the product up to i. Positions are drafted while that chance is worth a verify row.
-    A fully accepted draft also counts for the position after it, so a short length can grow again."""
+    A fully accepted draft also counts for the position after it, so a short length can grow again.
+    A drafter that is almost never right is paused, with a one-token probe every `probe_every` steps."""
 
-    def __init__(self, n_max: int, keep_above: float = 0.25, decay: float = 0.9, start: float = 0.8):
+    def __init__(self, n_max: int, keep_above: float = 0.25, decay: float = 0.8, start: float = 0.8,
+                 pause_below: float = 0.1, probe_every: int = 8):
         self.n_max, self.keep_above, self.decay = n_max, keep_above, decay
+        self.pause_below, self.probe_every = pause_below, probe_every
         self.rate = [start] * n_max  # optimistic, so that every position gets tried
+        self.paused_steps = 0
 
     def length(self) -> int:
+        if self.rate[0] < self.pause_below:
+            self.paused_steps += 1
+            return 1 if self.paused_steps % self.probe_every == 0 else 0
         n, reach = 0, 1.0
         while n < self.n_max and reach * self.rate[n] >= self.keep_above:
             reach *= self.rate[n]
             n += 1
-        return max(n, 1)  # always try one: acceptance can come back
+        return max(n, 1)
 
     def _move(self, i: int, accepted: bool) -> None:
         self.rate[i] = self.decay * self.rate[i] + (1 - self.decay) * float(accepted)
@@ -197,6 +251,8 @@ class AdaptiveLength:
             self._move(i, i < n_accepted)
         if n_accepted >= n_drafted and n_drafted < self.n_max:
             self._move(n_drafted, True)
+        if n_accepted and self.rate[0] < self.pause_below:
+            self.rate[0] = self.pause_below  # a probe that hits resumes drafting
 
 
 @dataclass

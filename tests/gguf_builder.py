@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as QType, GGUFWriter, quants
@@ -167,9 +167,11 @@ def random_blocks(qtype: QType, n_blocks: int, rng: np.random.Generator, scale: 
     return raw
 
 
-def rewrite_gguf(src: Path, dst: Path, drop: set[str] = frozenset(), replace: dict[str, np.ndarray] | None = None) -> Path:
-    """A copy of a float GGUF file with some tensors dropped or replaced (metadata kept as is):
-    how the tests make cut, mismatched or otherwise broken files from good ones."""
+def rewrite_gguf(src: Path, dst: Path, drop: set[str] = frozenset(), replace: dict[str, np.ndarray] | None = None,
+                 metadata: dict[str, Any] | None = None, copies: Callable[[str], list[str]] | None = None) -> Path:
+    """A copy of a float GGUF file with some tensors dropped, replaced, or written under other names
+    (`copies` maps a tensor's name to the names it is written as), and some metadata values
+    changed: how tests and benchmarks make cut, mismatched or deeper files from good ones."""
     from gguf import GGUFReader, GGUFValueType
 
     reader = GGUFReader(src)
@@ -179,11 +181,13 @@ def rewrite_gguf(src: Path, dst: Path, drop: set[str] = frozenset(), replace: di
         if f.name == "general.architecture" or f.name.startswith("GGUF."):
             continue
         sub_type = f.types[-1] if f.types[0] == GGUFValueType.ARRAY else None
-        writer.add_key_value(f.name, f.contents(), f.types[0], sub_type=sub_type)
+        writer.add_key_value(f.name, (metadata or {}).get(f.name, f.contents()), f.types[0], sub_type=sub_type)
     for t in reader.tensors:
         if t.name in drop:
             continue
-        writer.add_tensor(t.name, (replace or {}).get(t.name, np.asarray(t.data)))
+        data = (replace or {}).get(t.name, np.asarray(t.data))
+        for name in copies(t.name) if copies else [t.name]:
+            writer.add_tensor(name, data)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -234,16 +234,63 @@ def test_ngram_drafter_proposes_what_followed_the_longest_match():
     assert drafter.draft(3, [5, 3, 6, 7, 5], 2) == [6, 7] and drafter.last_match == 2
 
 
+def test_ngram_index_agrees_with_a_plain_scan():
+    """The indexed lookup, fed step by step with rollbacks as the loop feeds it, against a scan."""
+
+    def scan(seq: list[int], n: int) -> list[int]:
+        for k in range(min(6, len(seq) - 1), 1, -1):
+            for end in range(len(seq) - 1, k - 1, -1):
+                if seq[end - k : end] == seq[-k:]:
+                    return seq[end : end + n]
+        return []
+
+    rng = np.random.default_rng(0)
+    drafter, context = NgramDrafter(), []
+    for step in range(400):
+        last = int(rng.integers(0, 5))
+        assert drafter.draft(last, context, 4) == scan(context + [last], 4), step
+        if step % 37 == 36:  # a new prompt sharing only a prefix
+            keep = int(rng.integers(0, len(context) + 1))
+            context = context[:keep]
+            drafter.truncate(keep)
+        drafter.observe([last], len(context), None)
+        context.append(last)
+
+
 def test_adaptive_length_shrinks_when_drafts_fail_and_recovers():
     lengths = AdaptiveLength(n_max=4)
     assert lengths.length() == 4
     for _ in range(30):
-        lengths.update(4, 0)
+        lengths.update(4, 1)  # the first draft is right, the second never
     assert lengths.length() == 1
     for _ in range(30):
         lengths.update(1, 1)
     assert lengths.length() >= 2
     lengths.update(7, 7)  # a strong n-gram draft past n_max is fine
+
+
+def test_adaptive_length_pauses_a_drafter_that_is_never_right_and_probes_it():
+    lengths = AdaptiveLength(n_max=3, probe_every=4)
+    for _ in range(40):
+        lengths.update(lengths.length() or 1, 0)
+    plan = [lengths.length() for _ in range(12)]
+    assert plan.count(1) == 3 and plan.count(0) == 9  # a one-token probe every 4th step
+    lengths.update(1, 1)  # a probe hit
+    assert lengths.length() == 1 and lengths.length() == 1
+
+
+def test_auto_mode_stops_paying_for_a_head_that_is_never_accepted():
+    """The fixtures' random heads are never right: under --spec auto the head is soon paused, so
+    far fewer tokens are drafted than verify steps, and the output is unchanged."""
+    prompt = ids(reference(MOE.ref), "prompt_ids")
+    engine = Engine.load(MOE.path, device="cpu", spec="off")
+    plain, _ = greedy(engine, prompt, n=64)
+    engine.spec = "auto"
+    engine.reset()
+    completion, loop = greedy(engine, prompt, n=64)
+    assert completion.token_ids == plain.token_ids
+    drafted = [len(d) for d, _ in loop.trace]
+    assert sum(drafted) < len(drafted) / 2 and drafted[-16:].count(0) >= 13
 
 
 # -- bad input ----------------------------------------------------------------------------------
