@@ -84,7 +84,7 @@ def attention(qkv: torch.Tensor, layer: int, start: int, cache: KVCache, rotary:
     qk = qkv[:, : n_qk * hd].view(n, n_qk, hd)
     v = qkv[:, n_qk * hd :].view(n, heads.n_head_kv, hd)
     if qk_norm is not None:
-        qk = F.rms_norm(qk.float(), (hd,), None, heads.rms_eps).to(qk.dtype) * qk_norm
+        qk = (F.rms_norm(qk.float(), (hd,), None, heads.rms_eps) * qk_norm.float()).to(qk.dtype)
     qk = rotary.apply(qk, rotations)
     q, k = qk[:, : heads.n_head].transpose(0, 1), qk[:, heads.n_head :].transpose(0, 1)
     keys, values = cache.write(layer, start, k, v.transpose(0, 1))

@@ -140,3 +140,21 @@ def test_sampled_generation_reuses_the_prompt_without_recomputing_it():
     second = engine.generate(prompt, sampling=params, max_new_tokens=6, ignore_eos=True)
     assert second.stats.reused_prompt_tokens == len(prompt) - 1
     assert second.token_ids == first.token_ids
+
+
+@pytest.mark.parametrize("case", [F32_CASES[4], F32_CASES[2]], ids=str)
+def test_bfloat16_compute_keeps_the_recurrent_state_in_float32(case: Case):
+    """The GPU configuration (bf16 weights, activations and KV), run on CPU: the Gated DeltaNet
+    state and conv window stay fp32, logits stay close, and speculation still works."""
+    ref = reference(case.ref)
+    engine = load(case, dtype="bfloat16", spec="mtp")
+    assert engine.cache.k.dtype == torch.bfloat16
+    assert engine.cache.ssm.dtype == torch.float32 and engine.cache.conv.dtype == torch.float32
+    logits, _ = forward_all(engine, ids(ref, "seq_ids"))
+    want = torch.from_numpy(ref["seq_logits"])
+    agree = (logits.argmax(-1) == want.argmax(-1)).float().mean().item()
+    assert agree >= 0.9 and (logits - want).abs().max().item() < 0.15
+    completion, loop = speculative_run(engine, ref)
+    assert len(completion.token_ids) == 24 and len(loop.trace) > 1
+    if "mtpfit" in case.model:  # the distilled head is right often enough to be accepted in bf16 too
+        assert sum(a for _, a in loop.trace) > 0
