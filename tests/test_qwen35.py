@@ -158,3 +158,17 @@ def test_bfloat16_compute_keeps_the_recurrent_state_in_float32(case: Case):
     assert len(completion.token_ids) == 24 and len(loop.trace) > 1
     if "mtpfit" in case.model:  # the distilled head is right often enough to be accepted in bf16 too
         assert sum(a for _, a in loop.trace) > 0
+
+
+@pytest.mark.parametrize("spec", ["off", "auto"])
+def test_next_agent_turn_reuses_prompt_and_answer_on_a_hybrid_model(spec: str):
+    """The recurrent state cannot be truncated, yet the next turn (previous prompt + answer + new
+    text) recomputes only the new text: the live state, snapshots and prompt checkpoints cover it."""
+    engine = load(Case("qwen35-dense-mtpfit-F32", ""), spec=spec)
+    prompt = engine.chat_prompt([{"role": "user", "content": "def main():"}])
+    first = engine.generate(prompt, max_new_tokens=20, ignore_eos=True)
+    follow_up = prompt + first.token_ids + [5, 6, 7]
+    second = engine.generate(follow_up, max_new_tokens=5, ignore_eos=True)
+    assert second.stats.reused_prompt_tokens == len(prompt) + len(first.token_ids) - 1
+    fresh = load(Case("qwen35-dense-mtpfit-F32", ""), spec="off").generate(follow_up, max_new_tokens=5, ignore_eos=True)
+    assert second.token_ids == fresh.token_ids
