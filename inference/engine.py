@@ -259,10 +259,9 @@ class Engine:
         sampler = Sampler(sampling or SamplingParams())
         drafters = self._drafters()
         if drafters:
-            loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters, self.spec_n_max,
-                                   adaptive=self.spec == "auto")
-            loop.spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0),
-                                  **self._mtp_sizes())
+            spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0), **self._mtp_sizes())
+            loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters=drafters,
+                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec)
         else:
             loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end)
         return Generation(loop, self.tokenizer, stop, self.device)

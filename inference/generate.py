@@ -100,27 +100,39 @@ class TokenLoop:
     stats: GenerationStats = field(default_factory=GenerationStats)
     finish_reason: str | None = None
 
+    def observers(self) -> Sequence:
+        """Who sees the prefill's hidden states (speculative drafters)."""
+        return ()
+
+    def next_tokens(self, last: int, history: list[int]) -> list[int]:
+        """Feed `last` (sampled, not yet in the cache) and return the tokens that follow it."""
+        logits = decode_step(self.model, self.cache, last)
+        return [self.sampler(logits, history)]
+
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
         stats.prompt_tokens = len(self.prompt)
-        stats.reused_prompt_tokens = self.cache.restorable_prefix(self.prompt, limit=len(self.prompt) - 1)
+        limit = min([len(self.prompt) - 1] + [o.max_keep() for o in self.observers()])
+        stats.reused_prompt_tokens = self.cache.restorable_prefix(self.prompt, limit=limit)
         start = time.perf_counter()
-        logits = prefill(self.model, self.cache, self.prompt)
+        logits = prefill(self.model, self.cache, self.prompt, observers=self.observers())
         history = list(self.prompt)
-        token = self.sampler(logits, history)
+        tokens = [self.sampler(logits, history)]
         stats.prefill_seconds = time.perf_counter() - start
         start = time.perf_counter()
         while True:
-            history.append(token)
-            stats.generated_tokens += 1
-            if token in self.end_tokens:
-                self.finish_reason = "eos"
+            for token in tokens:
+                history.append(token)
+                stats.generated_tokens += 1
+                if token in self.end_tokens:
+                    self.finish_reason = "eos"
+                    break
+                yield token
+                if stats.generated_tokens >= self.max_new_tokens:
+                    self.finish_reason = "length"
+                    break
+            if self.finish_reason:
                 break
-            yield token
-            if stats.generated_tokens >= self.max_new_tokens:
-                self.finish_reason = "length"
-                break
-            logits = decode_step(self.model, self.cache, token)
-            token = self.sampler(logits, history)
+            tokens = self.next_tokens(tokens[-1], history)
             stats.decode_seconds = time.perf_counter() - start
         stats.decode_seconds = time.perf_counter() - start

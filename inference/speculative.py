@@ -12,17 +12,14 @@ reference), prompt lookup (n-grams of the context, for any model), or both.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import torch
-from torch import nn
 
-from .generate import GenerationStats, prefill
+from .generate import TokenLoop
 from .kv_cache import KVCache
 from .mtp import MTPHead
-from .sampling import Sampler
 
 MODES = ("auto", "mtp", "ngram", "off")
 MAX_DRAFT = 7  # a verify batch of up to 8 rows stays on the same kernels as a single-token step
@@ -255,23 +252,16 @@ class AdaptiveLength:
             self.rate[0] = self.pause_below  # a probe that hits resumes drafting
 
 
-@dataclass
-class SpeculativeLoop:
-    """The token loop with drafting; same contract as generate.TokenLoop."""
+@dataclass(kw_only=True)
+class SpeculativeLoop(TokenLoop):
+    """The token loop with drafting: each step verifies a draft and may emit several tokens."""
 
-    model: nn.Module
-    cache: KVCache
-    prompt: list[int]
-    sampler: Sampler
-    max_new_tokens: int
-    end_tokens: frozenset[int]
     drafters: list[Drafter]
     n_max: int = 3
     adaptive: bool = False
-    stats: GenerationStats = field(default_factory=GenerationStats)
     spec: SpecStats = field(default_factory=SpecStats)
-    finish_reason: str | None = None
     trace: list[tuple[list[int], int]] = field(default_factory=list)  # per verify step: drafts, accepted
+    lengths: dict[str, AdaptiveLength] = field(default_factory=dict)  # per drafter, in adaptive mode
 
     def _length(self, drafter: str, budget: int) -> int:
         if not self.adaptive:
@@ -297,43 +287,13 @@ class SpeculativeLoop:
                 return drafts, drafter.name
         return fallback
 
-    def __iter__(self) -> Iterator[int]:
-        stats, model, cache = self.stats, self.model, self.cache
-        self.lengths: dict[str, AdaptiveLength] = {}  # per drafter
-        stats.prompt_tokens = len(self.prompt)
-        limit = min([len(self.prompt) - 1] + [d.max_keep() for d in self.drafters])
-        stats.reused_prompt_tokens = cache.restorable_prefix(self.prompt, limit=limit)
-        start = time.perf_counter()
-        logits = prefill(model, cache, self.prompt, observers=self.drafters)
-        history = list(self.prompt)
-        token = self.sampler(logits, history)
-        stats.prefill_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        while True:
-            history.append(token)
-            stats.generated_tokens += 1
-            if token in self.end_tokens:
-                self.finish_reason = "eos"
-                break
-            yield token
-            remaining = self.max_new_tokens - stats.generated_tokens
-            if remaining <= 0:
-                self.finish_reason = "length"
-                break
-            drafts, drafter = self._draft(token, remaining - 1)
-            emitted = self._verify(token, drafts, drafter, history)
-            for token in emitted[:-1]:
-                history.append(token)
-                stats.generated_tokens += 1
-                if token in self.end_tokens:
-                    self.finish_reason = "eos"
-                    break
-                yield token
-            if self.finish_reason:
-                break
-            token = emitted[-1]
-            stats.decode_seconds = time.perf_counter() - start
-        stats.decode_seconds = time.perf_counter() - start
+    def observers(self) -> list[Drafter]:
+        return self.drafters
+
+    def next_tokens(self, last: int, history: list[int]) -> list[int]:
+        remaining = self.max_new_tokens - self.stats.generated_tokens
+        drafts, drafter = self._draft(last, remaining - 1)
+        return self._verify(last, drafts, drafter, history)
 
     @torch.inference_mode()
     def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int]) -> list[int]:

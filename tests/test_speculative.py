@@ -64,8 +64,21 @@ def test_default_model_with_prompt_lookup_is_lossless_and_accepts(default_engine
     assert spec["tokens_per_forward"] > 1.5
 
 
+class FollowsNothing:
+    """A test drafter that needs nothing from the model: no cache of its own to keep in step."""
+
+    def max_keep(self) -> int:
+        return 1 << 62
+
+    def truncate(self, n_tokens: int) -> None:
+        pass
+
+    def observe(self, tokens, start, hidden) -> None:
+        pass
+
+
 @dataclass
-class InjectedDrafter:
+class InjectedDrafter(FollowsNothing):
     """Drafts the reference continuation with chosen positions corrupted; records the recurrent
     state whenever it is asked for a draft right after a rejection."""
 
@@ -76,15 +89,6 @@ class InjectedDrafter:
     name: str = "injected"
     states_after_rejection: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     rejected_last_step: bool = False
-
-    def max_keep(self) -> int:
-        return 1 << 62
-
-    def truncate(self, n_tokens: int) -> None:
-        pass
-
-    def observe(self, tokens, start, hidden) -> None:
-        pass
 
     def draft(self, last: int, context: list[int], n: int) -> list[int]:
         if self.rejected_last_step:
@@ -105,7 +109,7 @@ def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
     engine = Engine.load(case.path, device="cpu", spec="off")
     drafter = InjectedDrafter(want, len(prompt), corrupt={2, 4, 5, 9, 14, 15, 16, 21}, cache=engine.cache)
     loop = SpeculativeLoop(engine.model, engine.cache, prompt, Sampler(SamplingParams()), 24, frozenset(),
-                           [drafter], n_max=4)
+                           drafters=[drafter], n_max=4)
     out = []
     for token in loop:
         out.append(token)
@@ -156,22 +160,13 @@ def test_real_mtp_rejections_restore_the_recurrent_state():
     assert compared >= 2
 
 
-class TableDrafter:
+class TableDrafter(FollowsNothing):
     """Proposes, after each first token, two tokens from a fixed table (some likely, some not)."""
 
     name = "table"
 
     def __init__(self, prompt_length: int, table: dict[int, list[int]]):
         self.prompt_length, self.table = prompt_length, table
-
-    def max_keep(self) -> int:
-        return 1 << 62
-
-    def truncate(self, n_tokens: int) -> None:
-        pass
-
-    def observe(self, tokens, start, hidden) -> None:
-        pass
 
     def draft(self, last: int, context: list[int], n: int) -> list[int]:
         return self.table.get(last, [])[:n] if len(context) == self.prompt_length else []
@@ -208,7 +203,7 @@ def test_sampling_with_speculation_follows_the_target_distribution():
     drafter = TableDrafter(len(prompt), table)
     for seed in range(n_samples):
         sampler = Sampler(SamplingParams(temperature=params.temperature, top_k=params.top_k, seed=seed))
-        loop = SpeculativeLoop(engine.model, engine.cache, prompt, sampler, 4, frozenset(), [drafter], n_max=2)
+        loop = SpeculativeLoop(engine.model, engine.cache, prompt, sampler, 4, frozenset(), drafters=[drafter], n_max=2)
         counts[tuple(loop)[:3]] += 1  # the first three of four: after t1 there is room for two drafts
         accepted[loop.trace[0][1]] += 1
     assert set(counts) <= set(exact)
