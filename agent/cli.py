@@ -135,15 +135,14 @@ def _load_engine(args: argparse.Namespace):
     from inference import Engine
 
     from .model_store import resolve_model
-    from .run import read_chat_template
+    from .run import print_engine_warnings, read_chat_template
 
     template = read_chat_template(args.chat_template)
     path = resolve_model(args.model)
     start = time.perf_counter()
     engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template,
                          dtype=args.dtype, spec=args.spec or "auto", spec_n_max=args.spec_draft_n_max, mtp=args.mtp)
-    for warning in engine.warnings:
-        print(f"agent: warning: {warning}", file=sys.stderr)
+    print_engine_warnings(engine)
     return engine, path, time.perf_counter() - start
 
 

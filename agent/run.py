@@ -96,11 +96,16 @@ def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
                          weights=settings.weights, chat_template=template, dtype=settings.dtype,
                          spec=settings.spec or config.backend.get("spec", "auto"), spec_n_max=settings.spec_n_max,
                          mtp=settings.mtp)
-    for warning in engine.warnings:
-        print(f"agent: warning: {warning}", file=sys.stderr)
+    print_engine_warnings(engine)
     temperature = settings.temperature if settings.temperature is not None else config.backend.get("temperature", 0.0)
     return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)),
                            max_new_tokens=int(config.backend.get("max_new_tokens", 2048)))
+
+
+def print_engine_warnings(engine) -> None:
+    """What did not stop the load but the user should know (e.g. MTP drafting turned off): one line each."""
+    for warning in engine.warnings:
+        print(f"agent: warning: {warning}", file=sys.stderr)
 
 
 def read_chat_template(path: str | Path | None) -> str | None:

@@ -288,7 +288,7 @@ class Engine:
     def logits(self, token_ids: Sequence[int]) -> torch.Tensor:
         """Logits [len(token_ids), vocab] of every position, computed from an empty cache."""
         ids = self._prompt_ids(list(token_ids), None, None)
-        self.cache.truncate(0)
+        self.reset()  # the drafters' state must not outlive the tokens it was built for
         return prefill(self.model, self.cache, ids, logits_for="all")
 
     def reset(self) -> None:

@@ -18,11 +18,12 @@ CHUNK = 64
 
 def causal_conv(x: torch.Tensor, weight: torch.Tensor, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Depthwise causal convolution + SiLU over the channels of x [T, C] with weight [C, K]; window
-    [C, K-1] holds the previous K-1 inputs (oldest first). Returns the output and the new window."""
-    k = weight.shape[1]
-    padded = torch.cat([window, x.t()], dim=1)  # [C, K-1+T]
-    out = F.conv1d(padded[None], weight[:, None, :], groups=weight.shape[0])[0]  # [C, T]
-    return F.silu(out.t()), padded[:, -(k - 1):].clone() if k > 1 else window
+    [C, K-1] holds the previous K-1 inputs (oldest first). Returns the output and every input the
+    convolution saw, [C, K-1+T] (the window, then x): the window after token t is its K-1 columns
+    ending at column K-1+t, so the last K-1 columns are the next call's window."""
+    inputs = torch.cat([window, x.t()], dim=1)
+    out = F.conv1d(inputs[None], weight[:, None, :], groups=weight.shape[0])[0]  # [C, T]
+    return F.silu(out.t()), inputs
 
 
 def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

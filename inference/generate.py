@@ -51,15 +51,21 @@ class GenerationStats:
         }
 
 
+def reusable_prefix(cache: KVCache, tokens: list[int], observers: Sequence = ()) -> int:
+    """How many leading tokens prefill keeps: what the cache (and every observer) can restore,
+    short of the last token, whose logits are needed."""
+    return cache.restorable_prefix(tokens, limit=min([len(tokens) - 1] + [o.max_keep() for o in observers]))
+
+
 @torch.inference_mode()
 def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str = "last",
-            observers: Sequence = ()) -> torch.Tensor:
+            observers: Sequence = (), keep: int | None = None) -> torch.Tensor:
     """Make the cache hold exactly `tokens` and return the logits of the last one (or of every
-    newly computed position with logits_for="all"). Positions whose tokens already match are kept.
-    Observers (speculative drafters) see each chunk with its hidden states, e.g. to fill an MTP
-    head's cache in the same pass."""
-    # the last token's logits are needed, so at least it is recomputed
-    keep = cache.restorable_prefix(tokens, limit=min([len(tokens) - 1] + [o.max_keep() for o in observers]))
+    newly computed position with logits_for="all"). Positions whose tokens already match are kept
+    (`keep`, from reusable_prefix when not given). Observers (speculative drafters) see each chunk
+    with its hidden states, e.g. to fill an MTP head's cache in the same pass."""
+    if keep is None:
+        keep = reusable_prefix(cache, tokens, observers)
     cache.truncate(keep)
     for observer in observers:
         observer.truncate(keep)
@@ -112,10 +118,9 @@ class TokenLoop:
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
         stats.prompt_tokens = len(self.prompt)
-        limit = min([len(self.prompt) - 1] + [o.max_keep() for o in self.observers()])
-        stats.reused_prompt_tokens = self.cache.restorable_prefix(self.prompt, limit=limit)
+        stats.reused_prompt_tokens = reusable_prefix(self.cache, self.prompt, self.observers())
         start = time.perf_counter()
-        logits = prefill(self.model, self.cache, self.prompt, observers=self.observers())
+        logits = prefill(self.model, self.cache, self.prompt, observers=self.observers(), keep=stats.reused_prompt_tokens)
         history = list(self.prompt)
         tokens = [self.sampler(logits, history)]
         stats.prefill_seconds = time.perf_counter() - start

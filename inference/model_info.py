@@ -6,8 +6,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from .errors import EngineError
 from .gguf_file import GGUFFile
-from .models import LOADERS
+from .hybrid_cache import state_bytes
+from .models import LOADERS, qwen35
 
 
 @dataclass
@@ -50,10 +52,6 @@ def _mtp_layers(g: GGUFFile) -> int:
 
 def _hybrid_layout(g: GGUFFile, mtp_layers: int) -> tuple[int | None, int]:
     """(KV-holding layers, recurrent state bytes) of a qwen35 model; (None, 0) for other families."""
-    from .errors import EngineError
-    from .hybrid_cache import state_bytes
-    from .models import qwen35
-
     if g.architecture not in qwen35.ARCHITECTURES:
         return None, 0
     try:

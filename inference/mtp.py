@@ -21,7 +21,8 @@ from . import ops
 from .errors import UnsupportedModelError
 from .gguf_file import GGUFFile
 from .kv_cache import KVCache
-from .linear import build_linear, load_dense
+from .linear import Embedding
+from .models import qwen35
 from .models.llama import causal_mask
 from .rope import Rotary
 
@@ -134,8 +135,6 @@ def find_source(trunk: GGUFFile, sidecar: Path | None) -> MTPSource | None:
 
 def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torch.device, dtype: torch.dtype,
               packed: bool) -> MTPHead:
-    from .models import qwen35
-
     if not isinstance(model, qwen35.Qwen35Model):
         raise UnsupportedModelError(f"MTP heads for {trunk.architecture} models are not supported yet")
     g, p = source.gguf, source.prefix
@@ -147,16 +146,14 @@ def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torc
     ]
     _check_complete(source, needed)
     block = loader.block(int(p.split(".")[1]), loader.attention(p, cache_layer=0))
-    vec = lambda name: load_dense(g.tensor(name), device, torch.float32)  # noqa: E731
+    vec = loader.vec
     head_norm = vec(f"{p}.nextn.shared_head_norm.weight") if g.has_tensor(f"{p}.nextn.shared_head_norm.weight") \
         else vec("output_norm.weight") if g.has_tensor("output_norm.weight") else model.norm
     embed, output = model.embed, model.output
     if g.has_tensor(f"{p}.nextn.embed_tokens.weight"):
-        from .linear import Embedding
-
         embed = Embedding(g.tensor(f"{p}.nextn.embed_tokens.weight"), device, dtype, packed)
     if g.has_tensor(f"{p}.nextn.shared_head_head.weight"):
-        output = build_linear([g.tensor(f"{p}.nextn.shared_head_head.weight")], None, device, dtype, packed)
-    eh_proj = build_linear([g.tensor(f"{p}.nextn.eh_proj.weight")], None, device, dtype, packed)
+        output = loader.linear([g.tensor(f"{p}.nextn.shared_head_head.weight")])
+    eh_proj = loader.linear([g.tensor(f"{p}.nextn.eh_proj.weight")])
     return MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
                    head_norm, output, cfg, device, source)

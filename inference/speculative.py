@@ -263,10 +263,13 @@ class SpeculativeLoop(TokenLoop):
     trace: list[tuple[list[int], int]] = field(default_factory=list)  # per verify step: drafts, accepted
     lengths: dict[str, AdaptiveLength] = field(default_factory=dict)  # per drafter, in adaptive mode
 
+    def _adaptive(self, drafter: str) -> AdaptiveLength:
+        if drafter not in self.lengths:
+            self.lengths[drafter] = AdaptiveLength(self.n_max)
+        return self.lengths[drafter]
+
     def _length(self, drafter: str, budget: int) -> int:
-        if not self.adaptive:
-            return min(self.n_max, budget)
-        return min(self.lengths.setdefault(drafter, AdaptiveLength(self.n_max)).length(), budget)
+        return min(self._adaptive(drafter).length() if self.adaptive else self.n_max, budget)
 
     def _draft(self, last: int, budget: int) -> tuple[list[int], str]:
         """The first drafter with a proposal wins, except that a weak n-gram match yields to the
@@ -305,12 +308,16 @@ class SpeculativeLoop(TokenLoop):
         ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)
         logits, hidden = self.model(ids, position, cache, "all")
         cache.tokens.extend(rows)
-        emitted: list[int] = []
+        # row i is sampled after the tokens emitted before it; history is extended in place and
+        # put back (the caller appends what is emitted), not copied per row
+        emitted_from = len(history)
         for i in range(len(rows)):
-            sample = self.sampler(logits[i], history + emitted)
-            emitted.append(sample)
+            sample = self.sampler(logits[i], history)
+            history.append(sample)
             if i == len(drafts) or sample != drafts[i]:
                 break
+        emitted = history[emitted_from:]
+        del history[emitted_from:]
         accepted = len(emitted) - 1
         cache.truncate(position + accepted + 1)  # rejected drafts leave no trace
         for d in self.drafters:
@@ -318,7 +325,7 @@ class SpeculativeLoop(TokenLoop):
         if drafts:
             self.spec.record(len(drafts), accepted, drafter)
             if self.adaptive:
-                self.lengths.setdefault(drafter, AdaptiveLength(self.n_max)).update(len(drafts), accepted)
+                self._adaptive(drafter).update(len(drafts), accepted)
         else:
             self.spec.verify_steps += 1
         self.trace.append((list(drafts), accepted))

@@ -61,3 +61,10 @@ def max_diff(a: torch.Tensor, b: np.ndarray) -> float:
 def spec_steps(ref: dict[str, np.ndarray]) -> list[tuple[list[int], int]]:
     """The reference simulation's verify steps: (drafts without the -1 padding, accepted)."""
     return [([int(t) for t in row if t >= 0], int(a)) for row, a in zip(ref["spec_drafts"], ref["spec_accepted"])]
+
+
+def run_with_trace(engine, prompt: list[int], n: int = 24):
+    """Greedy generation of n tokens (EOS not special): the completion and the token loop, whose
+    `trace` lists every verify step."""
+    generation = engine.stream(prompt, max_new_tokens=n, ignore_eos=True)
+    return generation.collect(), generation.loop

@@ -62,10 +62,10 @@ def test_snapshots_hold_the_state_after_each_token():
 def test_causal_conv_carries_its_window():
     gen = torch.Generator().manual_seed(1)
     x, weight = torch.randn(10, 6, generator=gen), torch.randn(6, 4, generator=gen)
-    whole, window = gdn.causal_conv(x, weight, torch.zeros(6, 3))
-    first, w1 = gdn.causal_conv(x[:7], weight, torch.zeros(6, 3))
-    second, w2 = gdn.causal_conv(x[7:], weight, w1)
-    assert torch.allclose(torch.cat([first, second]), whole, atol=1e-6) and torch.equal(w2, window)
+    whole, inputs = gdn.causal_conv(x, weight, torch.zeros(6, 3))
+    first, inputs_1 = gdn.causal_conv(x[:7], weight, torch.zeros(6, 3))
+    second, inputs_2 = gdn.causal_conv(x[7:], weight, inputs_1[:, -3:])
+    assert torch.allclose(torch.cat([first, second]), whole, atol=1e-6) and torch.equal(inputs_2[:, -3:], inputs[:, -3:])
     # out_t = silu(sum_k w[c,k] x_{t-3+k}[c]): weight index 0 multiplies the oldest input
     t = 5
     expected = torch.nn.functional.silu((weight * x[t - 3 : t + 1].t()).sum(-1))

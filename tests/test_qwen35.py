@@ -8,7 +8,8 @@ import torch
 from inference import Engine, generate
 from inference.generate import decode_step, prefill
 from inference.sampling import SamplingParams
-from qwen35_fixtures import ALL_CASES, F32_CASES, FIXTURES, QUANTIZED_CASES, Case, ids, max_diff, reference, spec_steps
+from qwen35_fixtures import (ALL_CASES, F32_CASES, FIXTURES, QUANTIZED_CASES, Case, ids, max_diff, reference,
+                             run_with_trace, spec_steps)
 
 TOL = 1e-4
 
@@ -87,19 +88,13 @@ def test_mtp_head_with_both_pairings(case: Case):
     assert max_diff(out, ref["mtp_hidden_llamacpp"]) < TOL
 
 
-def speculative_run(engine: Engine, ref, n: int = 24):
-    generation = engine.stream(ids(ref, "prompt_ids"), max_new_tokens=n, ignore_eos=True)
-    completion = generation.collect()
-    return completion, generation.loop
-
-
 @pytest.mark.parametrize("case", [c for c in ALL_CASES], ids=str)
 def test_speculative_simulation_drafts_exactly(case: Case):
     """The engine's MTP loop follows llama.cpp's draft-mtp timeline: the same drafts and
     acceptances at every verify step as the reference simulation, and the same output."""
     ref = reference(case.ref)
     engine = load(case, spec="mtp", spec_n_max=3)
-    completion, loop = speculative_run(engine, ref)
+    completion, loop = run_with_trace(engine, ids(ref, "prompt_ids"))
     assert completion.token_ids == ids(ref, "spec_ids") == ids(ref, "greedy_ids")
     assert loop.trace == spec_steps(ref)
     spec = completion.stats.speculative
@@ -111,7 +106,7 @@ def test_mtpfit_partial_acceptance_matches_llama_cpp():
     """(d) has a distilled head: 39 drafted, 9 accepted, as llama-server reported."""
     ref = reference("qwen35-dense-mtpfit-ref")
     engine = load(Case("qwen35-dense-mtpfit-F32", ""), spec="mtp")
-    completion, loop = speculative_run(engine, ref)
+    completion, loop = run_with_trace(engine, ids(ref, "prompt_ids"))
     spec = completion.stats.speculative
     assert (spec["drafted"], spec["accepted"], spec["verify_steps"]) == (39, 9, 14)
     assert [a for _, a in loop.trace] == [0, 0, 0, 0, 1, 0, 2, 2, 0, 0, 3, 0, 0, 1]
@@ -124,8 +119,8 @@ def test_trunk_with_sidecar_works_exactly_like_the_embedded_file():
     embedded = load(Case("qwen35-dense-F32", ""), spec="mtp")
     sidecar = load(Case("qwen35-dense-trunk-F32", ""), spec="mtp", mtp=FIXTURES / "mtp-qwen35-dense-F32.gguf")
     assert sidecar.mtp_head.source.gguf.path.name == "mtp-qwen35-dense-F32.gguf"
-    a, loop_a = speculative_run(embedded, ref)
-    b, loop_b = speculative_run(sidecar, ref)
+    a, loop_a = run_with_trace(embedded, ids(ref, "prompt_ids"))
+    b, loop_b = run_with_trace(sidecar, ids(ref, "prompt_ids"))
     assert a.token_ids == b.token_ids and loop_a.trace == loop_b.trace
 
 
@@ -154,7 +149,7 @@ def test_bfloat16_compute_keeps_the_recurrent_state_in_float32(case: Case):
     want = torch.from_numpy(ref["seq_logits"])
     agree = (logits.argmax(-1) == want.argmax(-1)).float().mean().item()
     assert agree >= 0.9 and (logits - want).abs().max().item() < 0.15
-    completion, loop = speculative_run(engine, ref)
+    completion, loop = run_with_trace(engine, ids(ref, "prompt_ids"))
     assert len(completion.token_ids) == 24 and len(loop.trace) > 1
     if "mtpfit" in case.model:  # the distilled head is right often enough to be accepted in bf16 too
         assert sum(a for _, a in loop.trace) > 0

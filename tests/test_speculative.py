@@ -19,16 +19,11 @@ from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
 from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop
-from qwen35_fixtures import FIXTURES, Case, ids, reference
+from qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
 MOE = Case("qwen35moe-F32", "qwen35moe-ref")
 MTPFIT = Case("qwen35-dense-mtpfit-F32", "qwen35-dense-mtpfit-ref")
-
-
-def greedy(engine: Engine, prompt: list[int], n: int = 24):
-    generation = engine.stream(prompt, max_new_tokens=n, ignore_eos=True)
-    return generation.collect(), generation.loop
 
 
 @pytest.mark.parametrize("case", [DENSE, MOE, MTPFIT], ids=str)
@@ -37,7 +32,7 @@ def greedy(engine: Engine, prompt: list[int], n: int = 24):
 def test_greedy_output_is_identical_to_plain_decoding(case: Case, spec: str, n_max: int):
     ref = reference(case.ref)
     engine = Engine.load(case.path, device="cpu", spec=spec, spec_n_max=n_max)
-    completion, loop = greedy(engine, ids(ref, "prompt_ids"))
+    completion, loop = run_with_trace(engine, ids(ref, "prompt_ids"))
     assert completion.token_ids == ids(ref, "greedy_ids")
     assert all(len(drafts) <= n_max for drafts, _ in loop.trace if spec == "mtp")
 
@@ -102,6 +97,22 @@ class InjectedDrafter(FollowsNothing):
         return next((i for i in range(n) if first + i in self.corrupt), n)
 
 
+class PlainReplay:
+    """The same prompt decoded one token at a time in a cache of its own, to compare states with."""
+
+    def __init__(self, engine: Engine, prompt: list[int]):
+        self.model = engine.model
+        self.cache = engine.model.new_cache(128, engine.dtype)
+        prefill(self.model, self.cache, prompt)
+
+    def assert_same_state(self, tokens: list[int], length: int, ssm: torch.Tensor, conv: torch.Tensor) -> None:
+        """Decode tokens up to `length`, then the recurrent state must equal (ssm, conv) within 1e-6."""
+        while self.cache.length < length:
+            decode_step(self.model, self.cache, tokens[self.cache.length])
+        assert (ssm - self.cache.ssm).abs().max().item() <= 1e-6
+        assert (conv - self.cache.conv).abs().max().item() <= 1e-6
+
+
 @pytest.mark.parametrize("case", [DENSE, MOE], ids=str)
 def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
     ref = reference(case.ref)
@@ -126,16 +137,10 @@ def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
     assert drafter.states_after_rejection
 
     # replay with plain one-token decoding and compare the Gated DeltaNet state at each rollback point
-    plain = engine.model.new_cache(128, engine.dtype)
-    prefill(engine.model, plain, prompt)
-    checked = 0
+    plain = PlainReplay(engine, prompt)
     for length, ssm, conv in sorted(drafter.states_after_rejection, key=lambda s: s[0]):
-        while plain.length < length:
-            decode_step(engine.model, plain, (prompt + want)[plain.length])
-        assert (ssm - plain.ssm).abs().max().item() <= 1e-6
-        assert (conv - plain.conv).abs().max().item() <= 1e-6
-        checked += 1
-    assert checked >= 3
+        plain.assert_same_state(prompt + want, length, ssm, conv)
+    assert len(drafter.states_after_rejection) >= 3
 
 
 def test_real_mtp_rejections_restore_the_recurrent_state():
@@ -144,17 +149,13 @@ def test_real_mtp_rejections_restore_the_recurrent_state():
     prompt, want = ids(ref, "prompt_ids"), ids(ref, "greedy_ids")
     engine = Engine.load(MTPFIT.path, device="cpu", spec="mtp")
     generation = engine.stream(prompt, max_new_tokens=24, ignore_eos=True)
-    plain = engine.model.new_cache(128, engine.dtype)
-    prefill(engine.model, plain, prompt)
+    plain = PlainReplay(engine, prompt)
     compared = 0
     for _ in generation:
         trace = generation.loop.trace
         if trace and 0 < trace[-1][1] < len(trace[-1][0]):
             cache = engine.cache
-            while plain.length < cache.length:
-                decode_step(engine.model, plain, cache.tokens[plain.length])
-            assert (cache.ssm - plain.ssm).abs().max().item() <= 1e-6
-            assert (cache.conv - plain.conv).abs().max().item() <= 1e-6
+            plain.assert_same_state(cache.tokens, cache.length, cache.ssm, cache.conv)
             compared += 1
     assert generation.completion.token_ids == want
     assert compared >= 2
@@ -279,10 +280,10 @@ def test_auto_mode_stops_paying_for_a_head_that_is_never_accepted():
     far fewer tokens are drafted than verify steps, and the output is unchanged."""
     prompt = ids(reference(MOE.ref), "prompt_ids")
     engine = Engine.load(MOE.path, device="cpu", spec="off")
-    plain, _ = greedy(engine, prompt, n=64)
+    plain, _ = run_with_trace(engine, prompt, n=64)
     engine.spec = "auto"
     engine.reset()
-    completion, loop = greedy(engine, prompt, n=64)
+    completion, loop = run_with_trace(engine, prompt, n=64)
     assert completion.token_ids == plain.token_ids
     drafted = [len(d) for d, _ in loop.trace]
     assert sum(drafted) < len(drafted) / 2 and drafted[-16:].count(0) >= 13
@@ -304,7 +305,7 @@ def test_partial_nextn_block_disables_mtp_with_one_warning(cut_head: Path):
     assert len(engine.warnings) == 1 and "\n" not in engine.warnings[0]
     assert "MTP drafting is off" in engine.warnings[0] and "blk.8" in engine.warnings[0]
     ref = reference(DENSE.ref)
-    completion, _ = greedy(engine, ids(ref, "prompt_ids"))
+    completion, _ = run_with_trace(engine, ids(ref, "prompt_ids"))
     assert completion.token_ids == ids(ref, "greedy_ids")
 
 

@@ -22,6 +22,7 @@ from ..gguf_file import GGUFFile, TensorInfo
 from ..hybrid_cache import MAX_ROLLBACK, HybridCache
 from ..linear import Embedding, build_linear, load_dense
 from ..rope import RopeConfig, Rotary, neox_to_interleaved
+from .llama import FeedForward, causal_mask
 
 ARCHITECTURES = ("qwen35", "qwen35moe")
 
@@ -118,8 +119,7 @@ class GatedDeltaNet(nn.Module):
         cfg, j = self.cfg, self.state_index
         n, hk, hv, d = x.shape[0], cfg.n_k_heads, cfg.n_v_heads, cfg.d_state
         mixed, z, b, a = self.w_in(x).float().split(self.splits, dim=-1)
-        window_before = cache.conv[j].clone()
-        conv_out, window_after = gdn.causal_conv(mixed, self.conv_weight, window_before)
+        conv_out, conv_inputs = gdn.causal_conv(mixed, self.conv_weight, cache.conv[j])
         q, k, v = conv_out.split([hk * d, hk * d, hv * d], dim=-1)
         repeat = hv // hk  # tiled: v-head j reads q/k head j mod hk
         q = (gdn.l2norm(q.view(n, hk, d)) * d ** -0.5).repeat(1, repeat, 1)
@@ -138,11 +138,10 @@ class GatedDeltaNet(nn.Module):
             out, state = gdn.recurrent(q[head:], k[head:], v[head:], g[head:], beta[head:], state,
                                        cache.snap_ssm[:n_snapshots, j])
             outputs.append(out)
-            history = torch.cat([window_before, mixed.t()], dim=1)  # conv inputs, oldest first
             for s in range(n_snapshots):  # the window after token head+s: the K-1 inputs ending there
-                cache.snap_conv[s, j] = history[:, head + s + 1 : head + s + cfg.conv_kernel]
+                cache.snap_conv[s, j] = conv_inputs[:, head + s + 1 : head + s + cfg.conv_kernel]
         cache.ssm[j] = state
-        cache.conv[j] = window_after
+        cache.conv[j] = conv_inputs[:, n:]
         o = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
         o = F.rms_norm(o, (d,), self.norm, cfg.rms_eps) * F.silu(z.view(n, hv, d))
         return self.w_out(o.reshape(n, hv * d).to(x.dtype))
@@ -207,8 +206,6 @@ class Qwen35Model(nn.Module):
 
     def forward(self, tokens: torch.Tensor, start: int, cache: HybridCache, logits_for: str = "last"):
         """Like LlamaModel.forward: logits of the last or all positions, post-norm hidden states of all."""
-        from .llama import causal_mask
-
         n = tokens.shape[0]
         x = self.embed(tokens)
         rotations = self.rotary.angles(torch.arange(start, start + n, device=self.device))
@@ -238,8 +235,7 @@ class Loader:
         self.g, self.cfg, self.device, self.dtype, self.packed = g, cfg, device, dtype, packed
 
     def vec(self, name: str, rows: torch.Tensor | None = None) -> torch.Tensor:
-        info = self.g.tensor(name)
-        return load_dense(info if rows is None else info.reordered(rows), self.device, torch.float32)
+        return load_dense(self.tensor(name, rows), self.device, torch.float32)
 
     def linear(self, infos: list[TensorInfo]) -> nn.Module:
         return build_linear(infos, None, self.device, self.dtype, self.packed)
@@ -265,8 +261,6 @@ class Loader:
                              self.linear([self.tensor(f"{p}.ssm_out.weight")]), state_index)
 
     def ffn(self, p: str) -> nn.Module:
-        from .llama import FeedForward
-
         if not self.cfg.moe:
             return FeedForward(self.linear([self.tensor(f"{p}.ffn_gate.weight"), self.tensor(f"{p}.ffn_up.weight")]),
                                self.linear([self.tensor(f"{p}.ffn_down.weight")]))
