@@ -16,10 +16,11 @@ from .permissions import Approver, Permissions
 from .session import Session
 from .toolcalls import format_error_message
 from .tools import run_tool
-from .tools.base import Tool, Workspace
+from .tools.base import Tool, ToolError, Workspace
 
 EventSink = Callable[[dict[str, Any]], None]
 EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
+EVENT_DIFF_CHARS = 200_000  # an edit's diff is added to its tool_call event up to this size
 
 
 class AgentExit(Exception):
@@ -84,6 +85,16 @@ class Agent:
         self._checkpointed_turn = -1
         self._start = time.monotonic()
         self._first_turn = 0
+        self._streamed = ""  # the current turn's text so far, kept if the user interrupts it
+
+    def interrupt(self) -> None:
+        """Stop the running task as soon as possible (from any thread): the model's turn or the
+        running tool ends, and run() returns an interrupted result with the session consistent."""
+        self.workspace.cancel.set()
+
+    def _check_interrupt(self) -> None:
+        if self.workspace.cancel.is_set():
+            raise Interrupted("interrupted by the user")
 
     @property
     def messages(self) -> list[Message]:
@@ -103,15 +114,18 @@ class Agent:
         self._start = time.monotonic()
         self._first_turn = self.turns
         self.totals = dict.fromkeys(self.totals, 0)
+        self.workspace.cancel.clear()
         self.add({"role": "user", "content": task})
         try:
             while True:
                 self.step()
+        except KeyboardInterrupt:
+            result = self._interrupted(Interrupted("interrupted by the user"))
+        except Interrupted as outcome:
+            result = self._interrupted(outcome)
         except AgentExit as outcome:
             result = self._result(outcome)
-        except KeyboardInterrupt:
-            self._answer_pending_calls("interrupted by the user before it ran")
-            result = self._result(Interrupted("interrupted by the user"))
+        self.workspace.cancel.clear()
         event = result.event(self.session.id)
         self.session.add_event(event)
         self.emit(event)
@@ -119,7 +133,7 @@ class Agent:
 
     def step(self) -> None:
         self._check_limits()
-        self._compact_if_needed()
+        self.compact()
         turn = self.query()
         self.turns += 1
         # a malformed turn keeps its text (the model should see what it wrote) but runs no calls
@@ -139,10 +153,13 @@ class Agent:
 
     def query(self) -> ModelTurn:
         specs = [tool.spec() for tool in self.tools.values()]
+        self._streamed = ""
+        self._check_interrupt()
         try:
-            turn = self.backend.complete(self.messages, specs, on_text=lambda delta: self.emit({"type": "text_delta", "text": delta}))
+            turn = self.backend.complete(self.messages, specs, on_text=self._on_text, on_progress=self._on_prefill)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
+        self._streamed = ""
         for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens"):
             self.totals[key] += getattr(turn.stats, key)
         stats = turn.stats
@@ -152,8 +169,19 @@ class Agent:
             self.totals["decode_seconds"] += max(stats.generated_tokens - 1, 0) / stats.decode_tokens_per_second
         return turn
 
+    def _on_text(self, delta: str) -> None:
+        self._check_interrupt()
+        self._streamed += delta
+        self.emit({"type": "text_delta", "text": delta})
+
+    def _on_prefill(self, done: int, total: int) -> None:
+        self._check_interrupt()
+        self.emit({"type": "prefill_progress", "done": done, "total": total})
+
     def execute(self, call: ToolCall) -> None:
-        self.emit({"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments})
+        event = {"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments}
+        diff = self._preview(call)
+        self.emit({**event, "diff": diff} if diff else event)
         signature = json.dumps([call.name, call.arguments], sort_keys=True)
         self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
         if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
@@ -171,8 +199,20 @@ class Agent:
             self._checkpoint()
         result = run_tool(tool, self.workspace, call.arguments)
         self._tool_message(call, result.output, result.is_error, result.data)
+        self._check_interrupt()
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _preview(self, call: ToolCall) -> str | None:
+        """The unified diff an edit would apply, for whoever watches (a UI shows it before it runs)."""
+        tool = self.tools.get(call.name)
+        if tool is None or tool.preview is None:
+            return None
+        try:
+            diff = tool.preview(self.workspace, **call.arguments)
+        except (ToolError, OSError, TypeError):
+            return None  # the call itself will report what is wrong
+        return diff if len(diff) <= EVENT_DIFF_CHARS else None
 
     def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
         self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
@@ -231,16 +271,23 @@ class Agent:
         if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
             raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")
 
-    def _compact_if_needed(self) -> None:
+    def context_tokens(self) -> int:
+        """How many tokens the conversation takes now (what the next request would send)."""
+        return self.backend.count_tokens(self.messages, [tool.spec() for tool in self.tools.values()])
+
+    def compact(self, force: bool = False) -> dict[str, Any] | None:
+        """Shrink the conversation when it no longer leaves room to answer (or, with force, now):
+        old tool outputs are elided first, then the history is summarised by the model. Returns
+        the compaction event, or None when nothing was done."""
         specs = [tool.spec() for tool in self.tools.values()]
         window = self.backend.context_window
         reserve = min(self.limits.reserve_tokens, window // 4)
         before = self.backend.count_tokens(self.messages, specs)
-        if not context.needs_compaction(before, window, reserve):
-            return
+        if not force and not context.needs_compaction(before, window, reserve):
+            return None
         messages, elided = context.elide_tool_outputs(self.messages)
         summarized = False
-        if context.needs_compaction(self.backend.count_tokens(messages, specs), window, reserve):
+        if force or context.needs_compaction(self.backend.count_tokens(messages, specs), window, reserve):
             try:
                 summary = self.backend.complete(context.compaction_request(messages), []).text
             except ModelError as e:
@@ -253,6 +300,17 @@ class Agent:
         event = {"type": "compaction", "elided": elided, "summarized": summarized, "tokens_before": before, "tokens_after": after}
         self.session.add_event(event)
         self.emit(event)
+        return event
+
+    def _interrupted(self, outcome: Interrupted) -> RunResult:
+        """Record the interrupted turn as it stood: the text the model had streamed (marked as
+        cut short), and a result for every call that did not get one."""
+        if self._streamed:
+            self.add({"role": "assistant", "content": self._streamed, "raw": self._streamed, "interrupted": True,
+                      "tool_calls": []})
+            self._streamed = ""
+        self._answer_pending_calls("interrupted by the user before it ran")
+        return self._result(outcome)
 
     def _answer_pending_calls(self, note: str) -> None:
         """Keep the conversation valid after an interrupt: every tool call gets a result."""

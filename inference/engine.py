@@ -7,7 +7,7 @@ import resource
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -249,7 +249,10 @@ class Engine:
 
     def stream(self, prompt: str | Sequence[int] | None = None, *, messages: list[dict[str, Any]] | None = None,
                tools: list[dict[str, Any]] | None = None, sampling: SamplingParams | None = None,
-               max_new_tokens: int = 512, stop: Sequence[str] = (), ignore_eos: bool = False) -> Generation:
+               max_new_tokens: int = 512, stop: Sequence[str] = (), ignore_eos: bool = False,
+               on_prefill: Callable[[int, int], None] | None = None) -> Generation:
+        """Text deltas as they are generated. `on_prefill(done, total)` hears the prompt's progress
+        chunk by chunk (a long prompt takes a while); raising from it stops the prefill."""
         if max_new_tokens < 1:
             raise EngineError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         ids = self._prompt_ids(prompt, messages, tools)
@@ -261,9 +264,10 @@ class Engine:
         if drafters:
             spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0), **self._mtp_sizes())
             loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters=drafters,
-                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec)
+                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec,
+                                   on_prefill=on_prefill)
         else:
-            loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end)
+            loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, on_prefill=on_prefill)
         return Generation(loop, self.tokenizer, stop, self.device)
 
     def _drafters(self) -> list:

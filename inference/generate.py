@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -59,11 +59,13 @@ def reusable_prefix(cache: KVCache, tokens: list[int], observers: Sequence = ())
 
 @torch.inference_mode()
 def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str = "last",
-            observers: Sequence = (), keep: int | None = None) -> torch.Tensor:
+            observers: Sequence = (), keep: int | None = None,
+            on_progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Make the cache hold exactly `tokens` and return the logits of the last one (or of every
     newly computed position with logits_for="all"). Positions whose tokens already match are kept
     (`keep`, from reusable_prefix when not given). Observers (speculative drafters) see each chunk
-    with its hidden states, e.g. to fill an MTP head's cache in the same pass."""
+    with its hidden states, e.g. to fill an MTP head's cache in the same pass. `on_progress(done,
+    total)` hears about each chunk; if it raises, the cache keeps the chunks already computed."""
     if keep is None:
         keep = reusable_prefix(cache, tokens, observers)
     cache.truncate(keep)
@@ -79,6 +81,8 @@ def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str
         for observer in observers:
             observer.observe(chunk, start, hidden)
         outputs.append(logits)
+        if on_progress is not None:
+            on_progress(start + len(chunk), len(tokens))
     cache.mark_prompt_end()
     return torch.cat(outputs) if logits_for == "all" else outputs[-1][-1]
 
@@ -105,6 +109,7 @@ class TokenLoop:
     end_tokens: frozenset[int]
     stats: GenerationStats = field(default_factory=GenerationStats)
     finish_reason: str | None = None
+    on_prefill: Callable[[int, int], None] | None = None  # prefill progress: (tokens done, prompt tokens)
 
     def observers(self) -> Sequence:
         """Who sees the prefill's hidden states (speculative drafters)."""
@@ -120,7 +125,8 @@ class TokenLoop:
         stats.prompt_tokens = len(self.prompt)
         stats.reused_prompt_tokens = reusable_prefix(self.cache, self.prompt, self.observers())
         start = time.perf_counter()
-        logits = prefill(self.model, self.cache, self.prompt, observers=self.observers(), keep=stats.reused_prompt_tokens)
+        logits = prefill(self.model, self.cache, self.prompt, observers=self.observers(), keep=stats.reused_prompt_tokens,
+                         on_progress=self.on_prefill)
         history = list(self.prompt)
         tokens = [self.sampler(logits, history)]
         stats.prefill_seconds = time.perf_counter() - start

@@ -237,9 +237,9 @@ def test_resumed_session_carries_the_history(repo, capsys, tmp_path):
                            continue_session=True)
     original = ScriptedBackend.complete
 
-    def spy(self, messages, tools, on_text=None):
+    def spy(self, messages, tools, on_text=None, on_progress=None):
         seen.append(list(messages))
-        return original(self, messages, tools, on_text)
+        return original(self, messages, tools, on_text, on_progress)
 
     ScriptedBackend.complete = spy
     try:

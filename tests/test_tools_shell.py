@@ -38,7 +38,7 @@ def test_runs_in_the_workspace_and_reports_exit_code(ws: Workspace):
     result = shell(ws, "pwd; echo out; echo err >&2")
     assert result.output.splitlines() == [str(ws.root), "out", "err", "[exit code 0]"]
     assert not result.is_error
-    assert result.data == {"exit_code": 0, "timed_out": False, "output_bytes": len(str(ws.root)) + 9}
+    assert result.data == {"exit_code": 0, "timed_out": False, "interrupted": False, "output_bytes": len(str(ws.root)) + 9}
 
 
 def test_non_zero_exit_is_an_error_result_not_an_exception(ws: Workspace):
@@ -118,3 +118,28 @@ def test_output_buffer_and_clip_middle():
     assert buffer.total == 100_000 and len(buffer.head) == HEAD_BYTES and len(buffer.tail) == TAIL_BYTES
     assert clip_middle("short") == "short"
     assert "bytes omitted" in clip_middle("x" * 100_000)
+
+
+def test_cancel_stops_the_command_and_everything_it_started_at_once(ws: Workspace):
+    marker = f"cancel-marker-{os.getpid()}"
+    seen: list[str] = []
+    ws.on_output = seen.append
+    timer = __import__("threading").Timer(0.5, ws.cancel.set)
+    timer.start()
+    start = time.monotonic()
+    result = shell(ws, f"echo started; (sleep 30; echo {marker}) & sleep 30")
+    elapsed = time.monotonic() - start
+    assert elapsed < 5, "the command should stop within the grace period, not run its 30 s"
+    assert result.is_error and result.data["interrupted"] and not result.data["timed_out"]
+    assert result.output.startswith("started\n")
+    assert "[interrupted by the user; the command and every process it started were stopped]" in result.output
+    assert processes_with(marker) == []
+    assert "".join(seen) == "started\n", "live output reaches the watcher as it is printed"
+
+
+def test_live_output_is_decoded_across_chunk_boundaries(ws: Workspace):
+    seen: list[str] = []
+    ws.on_output = seen.append
+    result = shell(ws, "printf '\\xc3'; sleep 0.3; printf '\\xa9 done\\n'")
+    assert "".join(seen) == "é done\n"
+    assert result.output.startswith("é done")

@@ -58,9 +58,12 @@ class Backend(Protocol):
     context_window: int  # tokens the model can see at once
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
-                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+                 on_text: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:
         """One model turn for the conversation so far. `tools` are OpenAI-style function specs.
-        `on_text` receives text deltas as they stream. Raises ModelError."""
+        `on_text` receives text deltas as they stream, `on_progress(done, total)` the prompt's
+        prefill where the backend computes it. Either may raise to stop the turn (an interrupt),
+        and the exception passes through. Raises ModelError."""
         ...
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:

@@ -64,7 +64,8 @@ class EmbeddedBackend:
         return len(self.prompt_ids(messages, tools))
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
-                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+                 on_text: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:
         ids = self.prompt_ids(messages, tools)
         room = self.context_window - len(ids)
         if room < 16:
@@ -72,7 +73,7 @@ class EmbeddedBackend:
         start = time.perf_counter()
         try:
             stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(self.max_new_tokens, room),
-                                        stop=STOP_STRINGS)
+                                        stop=STOP_STRINGS, on_prefill=on_progress)
             for delta in stream:
                 if on_text:
                     on_text(delta)

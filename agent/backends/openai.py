@@ -206,7 +206,8 @@ class OpenAIBackend:
     # -- one turn -------------------------------------------------------------------------------
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
-                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+                 on_text: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:  # servers do not report prefill
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}

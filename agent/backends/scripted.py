@@ -6,6 +6,7 @@ The file is JSON Lines (or one JSON array); each entry is one model turn:
     {"text": "partial ans", "error": "connection reset"}            # streams the text, then fails
     {"text": "slow", "delay": 0.05}                                  # seconds between streamed words
     {"text": "typing...", "interrupt": true}                          # as if the user pressed Ctrl-C
+    {"text": "long prompt", "prefill": [8192, 0.05]}                   # reports prefill progress: tokens, seconds per chunk
 Lines starting with # are comments. Running out of turns is a model failure.
 """
 
@@ -40,6 +41,9 @@ def load_script(path: Path) -> list[dict[str, Any]]:
     return turns
 
 
+PREFILL_CHUNK = 512  # as the engine computes a prompt
+
+
 class ScriptedBackend:
     name = "scripted"
 
@@ -53,17 +57,27 @@ class ScriptedBackend:
     def from_file(cls, path: Path) -> "ScriptedBackend":
         return cls(load_script(path), model=f"script:{path.name}")
 
+    @staticmethod
+    def _prefill(total: int, seconds_per_chunk: float, on_progress: Callable[[int, int], None] | None) -> None:
+        for done in range(PREFILL_CHUNK, int(total) + PREFILL_CHUNK, PREFILL_CHUNK):
+            time.sleep(float(seconds_per_chunk))
+            if on_progress:
+                on_progress(min(done, int(total)), int(total))
+
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:
         return len(json.dumps(messages)) // 4 + len(json.dumps(tools)) // 4
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
-                 on_text: Callable[[str], None] | None = None) -> ModelTurn:
+                 on_text: Callable[[str], None] | None = None,
+                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:
         self.requests.append([dict(m) for m in messages])
         if not self.turns:
             raise ModelError("the script has no more turns")
         spec = self.turns.pop(0)
         start = time.perf_counter()
         raw = spec.get("raw", spec.get("text", ""))
+        if spec.get("prefill"):
+            self._prefill(*spec["prefill"], on_progress=on_progress)
         for piece in re.findall(r"\S+\s*|\s+", raw):
             if spec.get("delay"):
                 time.sleep(float(spec["delay"]))

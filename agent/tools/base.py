@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -26,11 +27,16 @@ class ToolResult:
 
 @dataclass
 class Workspace:
-    """The repository root. Every path a tool touches must resolve inside it (after following
-    symlinks), and nothing under .git/ may be written."""
+    """Where tools run: the repository root, plus the line back to whoever watches them. Every
+    path a tool touches must resolve inside the root (after following symlinks), and nothing
+    under .git/ may be written."""
 
     root: Path
     attribution: str = "mtp-agent"  # who to credit in commit trailers, e.g. "mtp-agent:SmolLM2-135M"
+    # set when the user interrupts: a long-running tool stops and returns what it has
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # live output of a running tool (shell), for a UI; called from the tool's reader thread
+    on_output: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()

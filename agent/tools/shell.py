@@ -3,6 +3,7 @@ stops everything it started, and output kept to its head and tail however much i
 
 from __future__ import annotations
 
+import codecs
 import os
 import select
 import signal
@@ -11,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from agent.tools.base import ToolError, ToolResult, Workspace
 
@@ -20,6 +21,7 @@ TAIL_BYTES = 15_000
 MAX_TIMEOUT_S = 600
 KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
 DRAIN_S = 1.0  # how long to keep reading after the command exits, for output still in flight
+CANCEL_POLL_S = 0.05  # how often a running command checks whether the user interrupted it
 
 
 @dataclass
@@ -60,10 +62,11 @@ def clip_middle(text: str) -> str:
     return buffer.render()
 
 
-def _pump(stream: IO[bytes], buffer: OutputBuffer, stop: threading.Event) -> None:
+def _pump(stream: IO[bytes], buffer: OutputBuffer, stop: threading.Event, on_output: Callable[[str], None] | None) -> None:
     # select with a timeout rather than a blocking read, so the thread can be told to stop while
     # a background process it does not own still holds the pipe open
     fd = stream.fileno()
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
         while not stop.is_set():
             ready, _, _ = select.select([fd], [], [], 0.1)
@@ -72,6 +75,8 @@ def _pump(stream: IO[bytes], buffer: OutputBuffer, stop: threading.Event) -> Non
                 if not chunk:
                     return
                 buffer.add(chunk)
+                if on_output is not None:
+                    on_output(decoder.decode(chunk))
     finally:
         stream.close()
 
@@ -145,14 +150,21 @@ def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
         raise ToolError("bash is not installed on this machine, so shell commands cannot run") from None
     assert process.stdout is not None
     buffer, stop = OutputBuffer(), threading.Event()
-    reader = threading.Thread(target=_pump, args=(process.stdout, buffer, stop), daemon=True)
+    reader = threading.Thread(target=_pump, args=(process.stdout, buffer, stop, ws.on_output), daemon=True)
     reader.start()
-    timed_out = False
+    timed_out = interrupted = False
+    deadline = time.monotonic() + limit
     try:
-        process.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_group(process)
+        while process.poll() is None:
+            if ws.cancel.is_set():
+                interrupted = True
+            elif time.monotonic() >= deadline:
+                timed_out = True
+            else:
+                ws.cancel.wait(CANCEL_POLL_S)
+                continue
+            kill_group(process)
+            break
     except BaseException:  # e.g. KeyboardInterrupt: never leave the command running
         kill_group(process)
         stop.set()
@@ -165,7 +177,9 @@ def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
     code = process.returncode
     output = buffer.render().rstrip("\n") or "(no output)"
     notes = []
-    if timed_out:
+    if interrupted:
+        notes.append("[interrupted by the user; the command and every process it started were stopped]")
+    elif timed_out:
         capped = f" (capped from {timeout:g} s)" if timeout > MAX_TIMEOUT_S else ""
         notes.append(f"[timed out after {limit:g} s{capped}; the command and every process it started were stopped]")
     elif still_held:
@@ -174,6 +188,6 @@ def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
     notes.append(f"[{_describe_exit(code)}]")
     return ToolResult(
         output + "\n" + "\n".join(notes),
-        is_error=timed_out or code != 0,
-        data={"exit_code": code, "timed_out": timed_out, "output_bytes": buffer.total},
+        is_error=timed_out or interrupted or code != 0,
+        data={"exit_code": code, "timed_out": timed_out, "interrupted": interrupted, "output_bytes": buffer.total},
     )
