@@ -46,11 +46,44 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _agent_options(defaults: bool) -> argparse.ArgumentParser:
+    """What the interactive UI (`agent`) and the headless `agent run` share."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    agent = argparse.ArgumentParser(add_help=False)
+    agent.add_argument("--backend", choices=["embedded", "openai", "scripted"], default=default(None),
+                       help="where the model runs (default: embedded)")
+    agent.add_argument("--script", metavar="FILE", default=default(None), help="model turns to replay (scripted backend)")
+    agent.add_argument("--base-url", default=default(None),
+                       help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (openai backend)")
+    agent.add_argument("--api-key", default=default(None), help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
+    agent.add_argument("--max-turns", type=int, metavar="N", default=default(None), help="stop after N model turns (default 30)")
+    agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None), help="stop after this much wall time")
+    agent.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"], default=default(None),
+                       help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
+                            "commands need approval; plan: read-only; yolo: everything runs")
+    agent.add_argument("--allow", action="append", default=default([]), metavar="RULE",
+                       help="allow calls matching RULE, e.g. 'shell(pytest *)'")
+    agent.add_argument("--deny", action="append", default=default([]), metavar="RULE", help="deny calls matching RULE (deny wins)")
+    agent.add_argument("--temperature", type=float, default=default(None),
+                       help="sampling temperature for the embedded model (default 0: greedy)")
+    resume = agent.add_mutually_exclusive_group()
+    resume.add_argument("-c", "--continue", dest="continue_session", action="store_true", default=default(False),
+                        help="continue the latest session of this repository")
+    resume.add_argument("-r", "--resume", metavar="ID", default=default(None), help="continue the session ID (see `agent sessions`)")
+    return agent
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_options(defaults=False)
-    parser = argparse.ArgumentParser(prog="agent", description="A coding agent that runs a local GGUF model in-process.",
-                                     parents=[_common_options(defaults=True)])
+    parser = argparse.ArgumentParser(
+        prog="agent", parents=[_common_options(defaults=True), _agent_options(defaults=True)],
+        description="A coding agent that runs a local GGUF model in-process. Without a command it opens the "
+                    "terminal UI in the current repository (a line-based REPL with --plain or without a terminal).")
     parser.add_argument("--version", action="version", version=f"mtp-agent {__version__}")
+    parser.add_argument("--plain", action="store_true", help="use the line-based REPL instead of the full-screen UI")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     gen = sub.add_parser("generate", parents=[common], help="stream a completion for a prompt to stdout")
@@ -76,27 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--ppl-ctx", type=int, default=512, metavar="N", help="perplexity window in tokens (default 512)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
-    run = sub.add_parser("run", parents=[common], help="run the agent on a task without a UI (headless)",
+    run = sub.add_parser("run", parents=[common, _agent_options(defaults=False)], help="run the agent on a task without a UI (headless)",
                          description="Run the agent on a task. Exit codes: 0 done, 1 model or tool failure, "
                                      "2 bad usage or input, 3 limit reached, 130 interrupted.")
     run.add_argument("task", nargs="?", help="a file holding the task ('-' reads it from stdin)")
     run.add_argument("-p", "--prompt", help="the task as text instead of a file")
-    run.add_argument("--backend", choices=["embedded", "openai", "scripted"], help="where the model runs (default: embedded)")
-    run.add_argument("--script", metavar="FILE", help="model turns to replay (scripted backend)")
-    run.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (openai backend)")
-    run.add_argument("--api-key", help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
-    run.add_argument("--max-turns", type=int, metavar="N", help="stop after N model turns (default 30)")
-    run.add_argument("--max-time", type=float, metavar="SECONDS", help="stop after this much wall time")
-    run.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"],
-                     help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
-                          "commands need approval; plan: read-only; yolo: everything runs")
-    run.add_argument("--allow", action="append", default=[], metavar="RULE", help="allow calls matching RULE, e.g. 'shell(pytest *)'")
-    run.add_argument("--deny", action="append", default=[], metavar="RULE", help="deny calls matching RULE (deny wins)")
     run.add_argument("--output-format", choices=["text", "json", "stream-json"], default="text")
-    run.add_argument("--temperature", type=float, help="sampling temperature for the embedded model (default 0: greedy)")
-    resume = run.add_mutually_exclusive_group()
-    resume.add_argument("-c", "--continue", dest="continue_session", action="store_true", help="continue the latest session of this repository")
-    resume.add_argument("-r", "--resume", metavar="ID", help="continue the session ID (see `agent sessions`)")
 
     undo = sub.add_parser("undo", parents=[common], help="restore the files as they were before the agent's last edits")
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest checkpoint of any)")
@@ -114,11 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command or "interactive"](args)
     except (AgentError, EngineError) as e:
         if args.debug:
             traceback.print_exc()
@@ -267,7 +282,7 @@ def _models_info(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .events import make_output
-    from .run import RunSettings, run_task
+    from .run import run_task
 
     if args.prompt is not None and args.task is not None:
         raise AgentError("give the task as a file or with --prompt, not both")
@@ -279,7 +294,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         task = _read_text(args.task, "the task file")
     else:
         raise AgentError("no task: give a task file, '-' to read it from stdin, or --prompt TEXT")
-    settings = RunSettings(
+    result = run_task(_run_settings(args), task, Path.cwd(), make_output(args.output_format))
+    return result.exit_code
+
+
+def _run_settings(args: argparse.Namespace):
+    from .run import RunSettings
+
+    return RunSettings(
         backend=args.backend, model=args.model, script=Path(args.script) if args.script else None,
         base_url=args.base_url, api_key=args.api_key, max_turns=args.max_turns, max_time=args.max_time,
         permission_mode=args.permission_mode, allow=args.allow, deny=args.deny,
@@ -288,8 +310,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         temperature=args.temperature, spec=args.spec, spec_n_max=args.spec_draft_n_max,
         mtp=Path(args.mtp) if args.mtp else None,
     )
-    result = run_task(settings, task, Path.cwd(), make_output(args.output_format))
-    return result.exit_code
+
+
+def cmd_interactive(args: argparse.Namespace) -> int:
+    """`agent` alone: the terminal UI, or the REPL where there is no terminal to draw on."""
+    settings = _run_settings(args)
+    if args.plain or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        from .repl import run_repl
+
+        return run_repl(settings, Path.cwd())
+    from .tui.app import run_tui
+
+    return run_tui(settings, Path.cwd())
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
@@ -321,5 +353,5 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "bench": cmd_bench, "models": cmd_models, "run": cmd_run, "undo": cmd_undo,
+COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models, "run": cmd_run, "undo": cmd_undo,
             "sessions": cmd_sessions}
