@@ -88,10 +88,10 @@ class AgentApp(App):
         self.query_one("#completions").display = False
         self.query_one("#transcript", VerticalScroll).anchor()
         init = self.interactive.init_event
-        self.notice(f"{init['model']} ({init['backend']}) in {init['root']} · {init['permission_mode']} mode · "
-                    f"session {init['session_id']}" + (" (resumed)" if init["resumed"] else ""))
         if init["resumed"]:
             self.redraw_transcript()
+        self.notice(f"{init['model']} ({init['backend']}) in {init['root']} · {init['permission_mode']} mode · "
+                    f"session {init['session_id']}" + (" (resumed)" if init["resumed"] else ""))
         self.query_one("#prompt").focus()
         self.show_status()
 

@@ -41,8 +41,9 @@ class UserBlock(Static):
 class Notice(Static):
     """A line from the app itself: command output, mode changes, interruptions, errors."""
 
-    def __init__(self, text: str | Syntax | Text, kind: str = "notice"):
-        super().__init__(text if not isinstance(text, str) else Text(text), classes=f"notice {kind}")
+    def __init__(self, text: str | Syntax, kind: str = "notice"):
+        super().__init__(Text(text) if isinstance(text, str) else text, classes=f"notice {kind}")
+        self.plain = text if isinstance(text, str) else text.code
 
 
 class AssistantBlock(Vertical):
