@@ -42,8 +42,8 @@ def call(name: str, **arguments) -> dict:
     return {"name": name, "arguments": arguments}
 
 
-def make_app(repo: Path, turns: list[dict], **settings) -> AgentApp:
-    script = write_script(repo.parent / f"script-{time.monotonic_ns()}.jsonl", turns)
+def make_app(repo: Path, turns: list[dict], script_name: str | None = None, **settings) -> AgentApp:
+    script = write_script(repo.parent / (script_name or f"script-{time.monotonic_ns()}.jsonl"), turns)
     app = AgentApp()
     app.attach(InteractiveSession(RunSettings(backend="scripted", script=script, **settings), repo, app.post_event, app.ask))
     return app

@@ -41,6 +41,14 @@ class CommandReplied(Message):
         self.reply = reply
 
 
+class ApprovalNeeded(Message):
+    """Posted, not called across threads, so it arrives after the events that came before it."""
+
+    def __init__(self, request: ApprovalRequest, answer: Future):
+        super().__init__()
+        self.request, self.answer = request, answer
+
+
 class WorkFinished(Message):
     def __init__(self, error: str | None = None):
         super().__init__()
@@ -94,6 +102,13 @@ class AgentApp(App):
                     f"session {init['session_id']}" + (" (resumed)" if init["resumed"] else ""))
         self.query_one("#prompt").focus()
         self.show_status()
+
+    def on_unmount(self) -> None:
+        """Leaving while the agent works: stop it, so the worker thread ends and the app can exit."""
+        if self.interactive is not None:
+            self.interactive.interrupt()
+        if self.approving is not None and not self.approving.done():
+            self.approving.set_result(None)
 
     @property
     def transcript(self) -> VerticalScroll:
@@ -310,7 +325,7 @@ class AgentApp(App):
 
     def ask(self, request: ApprovalRequest) -> Approval:
         future: Future = Future()
-        self.call_from_thread(self._show_approval, request, future)
+        self.post_message(ApprovalNeeded(request, future))
         cancel = self.interactive.agent.workspace.cancel
         while True:
             try:
@@ -318,6 +333,8 @@ class AgentApp(App):
                 break
             except FutureTimeout:
                 if cancel.is_set():
+                    if not future.done():
+                        future.set_result(None)  # not shown yet: it never will be
                     self.call_from_thread(self._close_approval)
                     raise Interrupted("interrupted by the user") from None
         if answer is None:
@@ -325,11 +342,14 @@ class AgentApp(App):
             raise Interrupted("interrupted by the user")
         return answer
 
-    def _show_approval(self, request: ApprovalRequest, future: Future) -> None:
+    def on_approval_needed(self, message: ApprovalNeeded) -> None:
+        future = message.answer
+        if future.done():  # interrupted before it could be shown
+            return
         self.activity = "waiting for your approval"
         self.show_status()
         self.approving = future
-        self.push_screen(ApprovalScreen(request), lambda answer: future.done() or future.set_result(answer))
+        self.push_screen(ApprovalScreen(message.request), lambda answer: future.done() or future.set_result(answer))
 
     def _close_approval(self) -> None:
         if isinstance(self.screen, ApprovalScreen):
