@@ -443,3 +443,17 @@ def test_themes_switch(repo):
             await idle(pilot)
 
     run(scenario)
+
+
+def test_tool_titles_show_brackets_literally(repo):
+    app = make_app(repo, [{"tool_calls": [call("shell", command="echo '[100%] [b]bold[/b]'")]}, {"text": "ok"}],
+                   permission_mode="yolo")
+
+    async def scenario():
+        async with app.run_test(size=SIZE) as pilot:
+            await type_and_send(pilot, "run")
+            await idle(pilot)
+            title = str(app.query_one(ToolBlock).query_one("CollapsibleTitle").render())
+            assert "[100%] [b]bold[/b]" in title
+
+    run(scenario)

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from agent.tui.screens import ApprovalScreen, HelpScreen
@@ -35,7 +37,7 @@ def main_app():
     repo = fresh_repo()
     turns = [{"raw": "<think>The test says add(2, 3) should be 5.</think>" + ANSWER +
               "\n<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"calc.py\"}}\n</tool_call>"},
-             {"text": "", "tool_calls": [call("shell", command="printf 'collected 1 item\\n\\ntest_calc.py .  [100%]\\n'")]},
+             {"text": "", "tool_calls": [call("shell", command="echo 'collected 1 item'; echo 'test_calc.py .  [100%]'")]},
              {"text": "Fixed: `add` now returns **a + b** and the test passes."}]
     app = make_app(repo, turns, "demo.jsonl", permission_mode="yolo")
 
@@ -80,6 +82,7 @@ async def _save(factory, path: Path) -> None:
 
 
 def main(out: Path) -> None:
+    os.environ.setdefault("MTP_AGENT_SESSIONS", tempfile.mkdtemp(prefix="mtp-agent-screens-"))
     out.mkdir(parents=True, exist_ok=True)
     for name, factory in (("main", main_app), ("approval", approval_app), ("help", help_app)):
         asyncio.run(_save(factory, out / f"{name}.svg"))

@@ -113,7 +113,8 @@ class ToolBlock(Collapsible):
         return ""
 
     def _heading(self) -> str:
-        return f"{self.ICONS[self.state]} {self.tool_name} {self._subject()}".rstrip()
+        # titles are markup, and textual's escape() leaves brackets it does not take for tags, e.g. [100%]
+        return f"{self.ICONS[self.state]} {self.tool_name} {self._subject()}".rstrip().replace("[", "\\[")
 
     def _arguments_text(self) -> Text:
         shown = {k: v for k, v in self.arguments.items() if k not in ("content", "old_string", "new_string")}
