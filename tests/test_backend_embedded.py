@@ -126,3 +126,30 @@ def test_scripted_backend_reports_its_requests():
     scripted = ScriptedBackend([{"text": "one"}])
     turn = scripted.complete([{"role": "user", "content": "hi"}], [])
     assert turn.text == "one" and scripted.requests == [[{"role": "user", "content": "hi"}]]
+
+
+def test_prefill_progress_and_an_interrupt_from_the_stream(backend):
+    """What the TUI relies on: the prompt's progress arrives, and an exception raised from the
+    text callback (Esc) ends the turn at once without breaking the next one."""
+    backend.engine.reset()
+    messages = [{"role": "user", "content": "Count from one to twenty in words."}]
+    progress: list[tuple[int, int]] = []
+    first = backend.complete(messages, [], on_progress=lambda done, total: progress.append((done, total)))
+    assert progress and progress[-1] == (first.stats.prompt_tokens, first.stats.prompt_tokens)
+
+    class Stop(Exception):
+        pass
+
+    seen: list[str] = []
+
+    def stop_after_three(delta: str) -> None:
+        seen.append(delta)
+        if len(seen) == 3:
+            raise Stop
+
+    backend.engine.reset()
+    with pytest.raises(Stop):
+        backend.complete(messages, [], on_text=stop_after_three)
+    assert len(seen) == 3
+    again = backend.complete(messages, [])
+    assert again.raw == first.raw, "an interrupted turn leaves the cache consistent: greedy output is unchanged"

@@ -153,3 +153,30 @@ def test_seeded_draws_follow_the_distribution():
     logits = torch.log(torch.tensor([0.7, 0.2, 0.1]))
     counts = torch.bincount(torch.tensor([sampler(logits, []) for _ in range(3000)]), minlength=3).float() / 3000
     assert torch.allclose(counts, torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
+
+
+class StopPrefill(Exception):
+    pass
+
+
+def test_prefill_progress_is_reported_per_chunk_and_can_stop_it(tiny_engine, monkeypatch):
+    PREFILL_CHUNK = 32  # the tiny model's context is small
+    monkeypatch.setattr("inference.generate.PREFILL_CHUNK", PREFILL_CHUNK)
+    prompt = [1 + (i * 7) % 50 for i in range(2 * PREFILL_CHUNK + 20)]
+    tiny_engine.reset()
+    seen: list[tuple[int, int]] = []
+    expected = tiny_engine.generate(prompt, max_new_tokens=8, on_prefill=lambda done, total: seen.append((done, total))).token_ids
+    assert seen == [(PREFILL_CHUNK, len(prompt)), (2 * PREFILL_CHUNK, len(prompt)), (len(prompt), len(prompt))]
+
+    def stop_after_first(done: int, total: int) -> None:
+        if done > PREFILL_CHUNK:
+            raise StopPrefill
+
+    tiny_engine.reset()
+    with pytest.raises(StopPrefill):
+        tiny_engine.generate(prompt, max_new_tokens=8, on_prefill=stop_after_first)
+    # the cache keeps the chunks it computed and serves them to the next request
+    again = tiny_engine.stream(prompt, max_new_tokens=8)
+    completion = again.collect()
+    assert completion.token_ids == expected
+    assert completion.stats.reused_prompt_tokens == 2 * PREFILL_CHUNK
