@@ -154,16 +154,10 @@ class InteractiveSession:
             self.status.context_used = event["tokens_after"]
         self.on_event(event)
 
-    def _approve(self, tool: Tool, arguments: dict[str, Any], decision: Decision) -> Approval:
+    def _approve(self, tool: Tool, arguments: dict[str, Any], decision: Decision, diff: str | None) -> Approval:
         if self.ask is None:
             return Approval(False, reason="nobody is there to approve it")
         subject = Permissions.subject(tool, arguments, self.agent.workspace)
-        diff = None
-        if tool.preview is not None:
-            try:
-                diff = tool.preview(self.agent.workspace, **arguments)
-            except Exception:  # noqa: BLE001 - the call itself reports what is wrong with it
-                diff = None
         approval = self.ask(ApprovalRequest(tool.name, arguments, decision.reason, suggested_rule(tool, subject), diff))
         if approval.always_rule:
             save_project_rule(self.root, approval.always_rule)

@@ -151,12 +151,14 @@ class Agent:
         for call in turn.tool_calls:
             self.execute(call)
 
+    def tool_specs(self) -> list[dict[str, Any]]:
+        return [tool.spec() for tool in self.tools.values()]
+
     def query(self) -> ModelTurn:
-        specs = [tool.spec() for tool in self.tools.values()]
         self._streamed = ""
         self._check_interrupt()
         try:
-            turn = self.backend.complete(self.messages, specs, on_text=self._on_text, on_progress=self._on_prefill)
+            turn = self.backend.complete(self.messages, self.tool_specs(), on_text=self._on_text, on_progress=self._on_prefill)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""
@@ -181,7 +183,7 @@ class Agent:
     def execute(self, call: ToolCall) -> None:
         event = {"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments}
         diff = self._preview(call)
-        self.emit({**event, "diff": diff} if diff else event)
+        self.emit({**event, "diff": diff} if diff and len(diff) <= EVENT_DIFF_CHARS else event)
         signature = json.dumps([call.name, call.arguments], sort_keys=True)
         self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
         if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
@@ -191,7 +193,7 @@ class Agent:
         if tool is None:
             self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.tools)}", True, {})
             return
-        denial = self._permission(tool, call)
+        denial = self._permission(tool, call, diff)
         if denial:
             self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
             return
@@ -204,7 +206,7 @@ class Agent:
     # -- helpers --------------------------------------------------------------------------------
 
     def _preview(self, call: ToolCall) -> str | None:
-        """The unified diff an edit would apply, for whoever watches (a UI shows it before it runs)."""
+        """The unified diff an edit would apply, computed once for the event and the approval."""
         tool = self.tools.get(call.name)
         if tool is None or tool.preview is None:
             return None
@@ -212,7 +214,7 @@ class Agent:
             diff = tool.preview(self.workspace, **call.arguments)
         except (ToolError, OSError, TypeError):
             return None  # the call itself will report what is wrong
-        return diff if len(diff) <= EVENT_DIFF_CHARS else None
+        return diff
 
     def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
         self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
@@ -220,7 +222,7 @@ class Agent:
         self.emit({"type": "tool_result", "turn": self.turns, "id": call.id, "name": call.name, "is_error": is_error,
                    "output": shown, "data": data})
 
-    def _permission(self, tool: Tool, call: ToolCall) -> str | None:
+    def _permission(self, tool: Tool, call: ToolCall, diff: str | None) -> str | None:
         """None when the call may run, else the reason it may not (which goes to the model)."""
         decision = self.permissions.check(tool, call.arguments, self.workspace)
         if decision.action == "ask":
@@ -229,7 +231,7 @@ class Agent:
                                  "it with --allow or --permission-mode")
                 self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision_text})
                 return decision_text
-            approval = self.approver(tool, call.arguments, decision)
+            approval = self.approver(tool, call.arguments, decision, diff)
             if approval.always_rule:
                 self.permissions.remember(approval.always_rule)
             verdict = "allow" if approval.allow else "deny"
@@ -273,13 +275,13 @@ class Agent:
 
     def context_tokens(self) -> int:
         """How many tokens the conversation takes now (what the next request would send)."""
-        return self.backend.count_tokens(self.messages, [tool.spec() for tool in self.tools.values()])
+        return self.backend.count_tokens(self.messages, self.tool_specs())
 
     def compact(self, force: bool = False) -> dict[str, Any] | None:
         """Shrink the conversation when it no longer leaves room to answer (or, with force, now):
         old tool outputs are elided first, then the history is summarised by the model. Returns
         the compaction event, or None when nothing was done."""
-        specs = [tool.spec() for tool in self.tools.values()]
+        specs = self.tool_specs()
         window = self.backend.context_window
         reserve = min(self.limits.reserve_tokens, window // 4)
         before = self.backend.count_tokens(self.messages, specs)

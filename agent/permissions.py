@@ -75,7 +75,7 @@ class Decision:
 
 
 # What a person answers when asked: allow once, allow always (the pattern is remembered), or deny
-# with a reason for the model.
+# with a reason for the model. An approver is shown the call, why it asks, and an edit's diff.
 @dataclass(frozen=True)
 class Approval:
     allow: bool
@@ -83,7 +83,7 @@ class Approval:
     reason: str = ""
 
 
-Approver = Callable[[Tool, dict[str, Any], Decision], Approval]
+Approver = Callable[[Tool, dict[str, Any], Decision, "str | None"], Approval]
 
 
 @dataclass
