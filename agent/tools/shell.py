@@ -155,16 +155,17 @@ def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
     timed_out = interrupted = False
     deadline = time.monotonic() + limit
     try:
-        while process.poll() is None:
-            if ws.cancel.is_set():
-                interrupted = True
-            elif time.monotonic() >= deadline:
-                timed_out = True
-            else:
-                ws.cancel.wait(CANCEL_POLL_S)
-                continue
-            kill_group(process)
-            break
+        while True:
+            try:
+                process.wait(timeout=CANCEL_POLL_S)  # returns as soon as the command ends
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            interrupted = ws.cancel.is_set()
+            timed_out = not interrupted and time.monotonic() >= deadline
+            if interrupted or timed_out:
+                kill_group(process)
+                break
     except BaseException:  # e.g. KeyboardInterrupt: never leave the command running
         kill_group(process)
         stop.set()
