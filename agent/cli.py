@@ -353,5 +353,5 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models, "run": cmd_run, "undo": cmd_undo,
-            "sessions": cmd_sessions}
+COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
+            "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions}

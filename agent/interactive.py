@@ -276,7 +276,7 @@ class InteractiveSession:
         return Reply(diff, kind="diff") if diff.strip() else Reply("no uncommitted changes")
 
     def cmd_commit(self, argument: str) -> Reply:
-        if not repository_diff(self.root).strip():
+        if not _git(self.root, "status", "--porcelain").strip():  # cheaper than building the diff
             return Reply("nothing to commit: the working tree is clean")
         if not argument:
             return Reply("asking the agent to commit the changes", task=load_prompt("commit.md").strip())

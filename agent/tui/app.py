@@ -65,9 +65,10 @@ class AgentApp(App):
         Binding("f1", "help", "help"),
     ]
 
-    def __init__(self, interactive: InteractiveSession | None = None):
+    def __init__(self) -> None:
         super().__init__()
-        self.interactive: InteractiveSession = interactive  # type: ignore[assignment]  # attach() sets it
+        # attached after construction: the session needs the app's event sink and approver
+        self.interactive: InteractiveSession = None  # type: ignore[assignment]
         self.busy = False
         self.queued: list[str] = []
         self.activity = ""

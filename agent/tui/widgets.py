@@ -152,8 +152,7 @@ def _tokens(n: int) -> str:
 
 
 def status_text(s: Status, activity: str = "") -> Text:
-    parts = [(s.model, "bold"), (s.mode, "mode-" + s.mode),
-             (f"ctx {_tokens(s.context_used)}/{_tokens(s.context_limit)}", "")]
+    parts = [(s.model, "bold"), (s.mode, ""), (f"ctx {_tokens(s.context_used)}/{_tokens(s.context_limit)}", "")]
     if s.prefill_tps or s.decode_tps:
         parts.append((f"prefill {s.prefill_tps:.0f} tok/s · decode {s.decode_tps:.1f} tok/s", ""))
     if s.acceptance is not None:
@@ -168,7 +167,7 @@ def status_text(s: Status, activity: str = "") -> Text:
     for i, (piece, style) in enumerate(parts):
         if i:
             text.append(" · ", style="dim")
-        text.append(piece, style="bold" if style == "bold" else ("italic" if style == "italic" else ""))
+        text.append(piece, style=style)
     return text
 
 
