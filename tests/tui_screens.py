@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import sys
@@ -13,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from agent.tui.screens import ApprovalScreen, HelpScreen
-from tests.tui_support import call, idle, make_app, make_repo, type_and_send, wait_for
+from tests.tui_support import call, idle, make_app, make_repo, play, type_and_send, wait_for
 
 SIZE = (110, 36)
 FIXED_ROOT = Path("/tmp/mtp-agent-screens/project")  # shown on screen, so it must not vary
@@ -73,19 +72,22 @@ def help_app():
     return app, run_before
 
 
-async def _save(factory, path: Path) -> None:
+def _save(factory, path: Path) -> None:
     app, run_before = factory()
-    async with app.run_test(size=SIZE) as pilot:
+
+    async def steps(pilot) -> None:
         await run_before(pilot)
         await pilot.pause(0.2)
         app.save_screenshot(str(path))
+
+    play(app, steps, SIZE)
 
 
 def main(out: Path) -> None:
     os.environ.setdefault("MTP_AGENT_SESSIONS", tempfile.mkdtemp(prefix="mtp-agent-screens-"))
     out.mkdir(parents=True, exist_ok=True)
     for name, factory in (("main", main_app), ("approval", approval_app), ("help", help_app)):
-        asyncio.run(_save(factory, out / f"{name}.svg"))
+        _save(factory, out / f"{name}.svg")
         print(out / f"{name}.svg")
 
 

@@ -49,6 +49,16 @@ def make_app(repo: Path, turns: list[dict], script_name: str | None = None, **se
     return app
 
 
+def play(app: AgentApp, steps, size: tuple[int, int] = SIZE) -> None:
+    """Run the app headless, do `steps(pilot)`, and close it."""
+
+    async def session() -> None:
+        async with app.run_test(size=size) as pilot:
+            await steps(pilot)
+
+    asyncio.run(session())
+
+
 async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
