@@ -34,6 +34,14 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def processes_left(marker: str, grace: float = 3.0) -> list[int]:
+    """Processes with `marker` still running after `grace` seconds (killed ones take a moment to go)."""
+    deadline = time.monotonic() + grace
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return processes_with(marker)
+
+
 def test_runs_in_the_workspace_and_reports_exit_code(ws: Workspace):
     result = shell(ws, "pwd; echo out; echo err >&2")
     assert result.output.splitlines() == [str(ws.root), "out", "err", "[exit code 0]"]
@@ -76,10 +84,7 @@ def test_timeout_kills_the_whole_process_group(ws: Workspace):
     assert time.monotonic() - started < 6
     assert result.is_error and result.data["timed_out"]
     assert "timed out after 1 s" in result.output and "started" in result.output and "exit code" in result.output
-    deadline = time.monotonic() + 3
-    while processes_with(f"sleep {marker}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with(f"sleep {marker}") == []
+    assert processes_left(f"sleep {marker}") == []
 
 
 def test_timeout_also_kills_children_that_ignore_sigterm(ws: Workspace):
@@ -87,10 +92,7 @@ def test_timeout_also_kills_children_that_ignore_sigterm(ws: Workspace):
     started = time.monotonic()
     result = shell(ws, f"trap '' TERM; bash -c \"trap '' TERM; sleep {marker}\" & wait", timeout=1)
     assert time.monotonic() - started < 8 and result.data["timed_out"]
-    deadline = time.monotonic() + 3
-    while processes_with(f"sleep {marker}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert processes_with(f"sleep {marker}") == []
+    assert processes_left(f"sleep {marker}") == []
 
 
 def test_background_process_holding_the_pipe_does_not_hang_the_tool(ws: Workspace):
