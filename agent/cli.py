@@ -46,19 +46,31 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _backend_options(defaults: bool) -> argparse.ArgumentParser:
+    """Which model answers: what the agent and the git helper share."""
+
+    def default(value):
+        return value if defaults else argparse.SUPPRESS
+
+    backend = argparse.ArgumentParser(add_help=False)
+    backend.add_argument("--backend", choices=["embedded", "openai", "scripted"], default=default(None),
+                         help="where the model runs (default: embedded)")
+    backend.add_argument("--script", metavar="FILE", default=default(None), help="model turns to replay (scripted backend)")
+    backend.add_argument("--base-url", default=default(None),
+                         help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (openai backend)")
+    backend.add_argument("--api-key", default=default(None), help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
+    backend.add_argument("--temperature", type=float, default=default(None),
+                         help="sampling temperature for the embedded model (default 0: greedy)")
+    return backend
+
+
 def _agent_options(defaults: bool) -> argparse.ArgumentParser:
     """What the interactive UI (`agent`) and the headless `agent run` share."""
 
     def default(value):
         return value if defaults else argparse.SUPPRESS
 
-    agent = argparse.ArgumentParser(add_help=False)
-    agent.add_argument("--backend", choices=["embedded", "openai", "scripted"], default=default(None),
-                       help="where the model runs (default: embedded)")
-    agent.add_argument("--script", metavar="FILE", default=default(None), help="model turns to replay (scripted backend)")
-    agent.add_argument("--base-url", default=default(None),
-                       help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (openai backend)")
-    agent.add_argument("--api-key", default=default(None), help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
+    agent = argparse.ArgumentParser(add_help=False, parents=[_backend_options(defaults)])
     agent.add_argument("--max-turns", type=int, metavar="N", default=default(None), help="stop after N model turns (default 30)")
     agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None), help="stop after this much wall time")
     agent.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"], default=default(None),
@@ -67,8 +79,6 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
     agent.add_argument("--allow", action="append", default=default([]), metavar="RULE",
                        help="allow calls matching RULE, e.g. 'shell(pytest *)'")
     agent.add_argument("--deny", action="append", default=default([]), metavar="RULE", help="deny calls matching RULE (deny wins)")
-    agent.add_argument("--temperature", type=float, default=default(None),
-                       help="sampling temperature for the embedded model (default 0: greedy)")
     resume = agent.add_mutually_exclusive_group()
     resume.add_argument("-c", "--continue", dest="continue_session", action="store_true", default=default(False),
                         help="continue the latest session of this repository")
@@ -120,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest checkpoint of any)")
     sub.add_parser("sessions", parents=[common], help="this repository's saved sessions, newest first")
 
+    _git_helper_parsers(sub, [common, _backend_options(defaults=False)])
+
     models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     models_sub.add_parser("pull", parents=[common], help="fetch the default model into the cache")
@@ -127,6 +139,40 @@ def build_parser() -> argparse.ArgumentParser:
     info = models_sub.add_parser("info", parents=[common], help="architecture, size, types and memory needs of a GGUF")
     info.add_argument("file", nargs="?", help="the GGUF file (default: --model, else the default model)")
     return parser
+
+
+def _git_helper_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
+    from .hooks.review import SEVERITIES
+
+    fail_on = ["none", *SEVERITIES]
+    msg = sub.add_parser("commit-msg", parents=parents, help="write a commit message for the staged changes")
+    msg.add_argument("--write", metavar="FILE", help="put the message on top of FILE (a commit message file) instead of printing it")
+    msg.add_argument("--style", choices=["auto", "conventional", "history"], default="auto",
+                     help="auto (default): Conventional Commits unless the recent history clearly uses another style")
+
+    review = sub.add_parser("review", parents=parents, help="review the staged changes (or a range) and print findings",
+                            description="Prints findings as path:line: severity: message. Exit codes: 0 no finding at or "
+                                        "above --fail-on, 1 at least one, 2 bad usage or no model.")
+    what = review.add_mutually_exclusive_group()
+    what.add_argument("--staged", action="store_true", help="review the staged changes (the default)")
+    what.add_argument("--range", metavar="A..B", help="review the changes between two revisions")
+    review.add_argument("--format", choices=["text", "json"], default="text")
+    review.add_argument("--fail-on", choices=fail_on, default="high", help="exit 1 on a finding this severe or worse (default high)")
+
+    hooks = sub.add_parser("hooks", parents=parents, help="install, remove or inspect the git hooks")
+    hooks_sub = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
+    budget = argparse.ArgumentParser(add_help=False)
+    budget.add_argument("--fail-closed", action="store_true",
+                        help="block the commit when the model cannot run or runs out of time (default: let it through)")
+    budget.add_argument("--timeout", type=float, metavar="SECONDS", help="time budget per hook (default 60)")
+    budget.add_argument("--fail-on", choices=fail_on, help="review: block on a finding this severe or worse (default high)")
+    install = hooks_sub.add_parser("install", parents=[*parents, budget], help="install the prepare-commit-msg hook (and, with --review, pre-commit)")
+    install.add_argument("--review", action="store_true", help="also install the pre-commit review hook")
+    hooks_sub.add_parser("uninstall", parents=parents, help="remove our hooks and put back the ones that were there")
+    hooks_sub.add_parser("status", parents=parents, help="which hooks are installed, and where")
+    run = hooks_sub.add_parser("run", parents=[*parents, budget], help="what the installed hooks call")
+    run.add_argument("hook", choices=["prepare-commit-msg", "pre-commit"])
+    run.add_argument("hook_args", nargs="*", help="the arguments git gave the hook")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,17 +345,23 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_settings(args: argparse.Namespace):
+    """The RunSettings the parsed options give (a command without an option keeps its default)."""
+    from dataclasses import fields
+
     from .run import RunSettings
 
-    return RunSettings(
-        backend=args.backend, model=args.model, script=Path(args.script) if args.script else None,
-        base_url=args.base_url, api_key=args.api_key, max_turns=args.max_turns, max_time=args.max_time,
-        permission_mode=args.permission_mode, allow=args.allow, deny=args.deny,
-        continue_session=args.continue_session, resume=args.resume, device=args.device, ctx=args.ctx,
-        weights=args.weights, dtype=args.dtype, chat_template=Path(args.chat_template) if args.chat_template else None,
-        temperature=args.temperature, spec=args.spec, spec_n_max=args.spec_draft_n_max,
-        mtp=Path(args.mtp) if args.mtp else None,
-    )
+    given = {f.name: getattr(args, f.name) for f in fields(RunSettings) if hasattr(args, f.name)}
+    for name in ("script", "chat_template", "mtp"):
+        given[name] = Path(given[name]) if given.get(name) else None
+    return RunSettings(**given, spec_n_max=args.spec_draft_n_max)
+
+
+def _git_helper(name: str):
+    def command(args: argparse.Namespace) -> int:
+        from .hooks import commands
+
+        return getattr(commands, name)(args, _run_settings(args))
+    return command
 
 
 def cmd_interactive(args: argparse.Namespace) -> int:
@@ -354,4 +406,5 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
-            "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions}
+            "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions, "commit-msg": _git_helper("cmd_commit_msg"),
+            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks")}

@@ -31,6 +31,7 @@ class Config:
     deny: list[str] = field(default_factory=list)
     backend: dict[str, Any] = field(default_factory=dict)  # name, model, base_url, api_key, context_window, ...
     agent: dict[str, Any] = field(default_factory=dict)  # max_turns, max_time, shell_timeout, ...
+    hooks: dict[str, Any] = field(default_factory=dict)  # timeout, fail_closed, fail_on, style (the git hooks)
     sources: list[Path] = field(default_factory=list)
 
 
@@ -44,7 +45,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
-    known = {"permissions", "backend", "agent"}
+    known = {"permissions", "backend", "agent", "hooks"}
     unknown = set(data) - known
     if unknown:
         raise AgentError(f"config file {source} has unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -58,6 +59,7 @@ def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
         getattr(config, key).extend(rules)
     config.backend.update(data.get("backend", {}))
     config.agent.update(data.get("agent", {}))
+    config.hooks.update(data.get("hooks", {}))
     config.sources.append(source)
 
 

@@ -69,7 +69,7 @@ def make_backend(settings: RunSettings, config: Config) -> Backend:
         script = settings.script or config.backend.get("script")
         if not script:
             raise AgentError("the scripted backend needs --script FILE (a JSON Lines file of model turns)")
-        return ScriptedBackend.from_file(Path(script))
+        return ScriptedBackend.from_file(Path(script), int(settings.ctx or config.backend.get("context_window", 32768)))
     if name == "openai":
         from .backends.openai import OpenAIBackend
 

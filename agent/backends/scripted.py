@@ -54,8 +54,8 @@ class ScriptedBackend:
         self.requests: list[list[Message]] = []  # what the agent sent, for tests
 
     @classmethod
-    def from_file(cls, path: Path) -> "ScriptedBackend":
-        return cls(load_script(path), model=f"script:{path.name}")
+    def from_file(cls, path: Path, context_window: int = 32768) -> "ScriptedBackend":
+        return cls(load_script(path), model=f"script:{path.name}", context_window=context_window)
 
     @staticmethod
     def _prefill(total: int, seconds_per_chunk: float, on_progress: Callable[[int, int], None] | None) -> None:
