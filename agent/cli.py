@@ -9,8 +9,6 @@ import time
 import traceback
 from pathlib import Path
 
-from inference import EngineError
-
 from . import __version__
 from .errors import AgentError
 
@@ -142,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _git_helper_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
+    from .hooks.commands import hook_options
     from .hooks.review import SEVERITIES
 
     fail_on = ["none", *SEVERITIES]
@@ -161,18 +160,14 @@ def _git_helper_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
 
     hooks = sub.add_parser("hooks", parents=parents, help="install, remove or inspect the git hooks")
     hooks_sub = hooks.add_subparsers(dest="hooks_command", metavar="ACTION", required=True)
-    budget = argparse.ArgumentParser(add_help=False)
-    budget.add_argument("--fail-closed", action="store_true",
-                        help="block the commit when the model cannot run or runs out of time (default: let it through)")
-    budget.add_argument("--timeout", type=float, metavar="SECONDS", help="time budget per hook (default 60)")
-    budget.add_argument("--fail-on", choices=fail_on, help="review: block on a finding this severe or worse (default high)")
+    budget = hook_options()
     install = hooks_sub.add_parser("install", parents=[*parents, budget], help="install the prepare-commit-msg hook (and, with --review, pre-commit)")
     install.add_argument("--review", action="store_true", help="also install the pre-commit review hook")
     hooks_sub.add_parser("uninstall", parents=parents, help="remove our hooks and put back the ones that were there")
     hooks_sub.add_parser("status", parents=parents, help="which hooks are installed, and where")
     run = hooks_sub.add_parser("run", parents=[*parents, budget], help="what the installed hooks call")
     run.add_argument("hook", choices=["prepare-commit-msg", "pre-commit"])
-    run.add_argument("hook_args", nargs="*", help="the arguments git gave the hook")
+    run.add_argument("hook_args", nargs=argparse.REMAINDER, help="the arguments git gave the hook (options may come among them)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,16 +175,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command or "interactive"](args)
-    except (AgentError, EngineError) as e:
-        if args.debug:
-            traceback.print_exc()
-        print(f"agent: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("agent: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"agent: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(error: Exception) -> bool:
+    """An error to report in one line. The engine's errors are checked without importing the
+    engine (and PyTorch), so commands that need no model start fast."""
+    inference = sys.modules.get("inference")
+    return isinstance(error, AgentError) or (inference is not None and isinstance(error, inference.EngineError))
 
 
 def _load_engine(args: argparse.Namespace):

@@ -16,7 +16,7 @@ from ..run import RunSettings, make_backend
 from .commit_message import write_commit_message
 from .diff import DiffTarget, GitError, git, read_changes
 from .install import HOOKS, SKIP_VARIABLE, describe_status, install, uninstall
-from .review import review_changes
+from .review import SEVERITIES, review_changes
 from .runner import HookSettings, pre_commit, prepare_commit_msg, print_review, write_message_file
 
 
@@ -65,6 +65,17 @@ def cmd_review(args: argparse.Namespace, settings: RunSettings) -> int:
     return print_review(review, args.fail_on, args.format == "json", sys.stdout, sys.stderr)
 
 
+def hook_options() -> argparse.ArgumentParser:
+    """The options `hooks install` writes into the scripts and `hooks run` reads."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--fail-closed", action="store_true",
+                         help="block the commit when the model cannot run or runs out of time (default: let it through)")
+    options.add_argument("--timeout", type=float, metavar="SECONDS", help="time budget per hook (default 60)")
+    options.add_argument("--fail-on", choices=["none", *SEVERITIES],
+                         help="review: block on a finding this severe or worse (default high)")
+    return options
+
+
 def _hook_options(args: argparse.Namespace) -> list[str]:
     """The flags `hooks install` writes into the scripts, for `hooks run`."""
     options = ["--fail-closed"] if args.fail_closed else []
@@ -97,6 +108,13 @@ def cmd_hooks(args: argparse.Namespace, settings: RunSettings) -> int:
 def _run_hook(args: argparse.Namespace, settings: RunSettings) -> int:
     if os.environ.get(SKIP_VARIABLE):
         return 0
+    # the pre-commit framework puts a hook's `args` after the hook name, git its own after those
+    given = argparse.ArgumentParser(prog=f"agent hooks run {args.hook}", parents=[hook_options()])
+    given.add_argument("values", nargs="*")
+    more = given.parse_intermixed_args(args.hook_args)
+    args.fail_closed = args.fail_closed or more.fail_closed
+    args.timeout = more.timeout if more.timeout is not None else args.timeout
+    args.fail_on = more.fail_on or args.fail_on
     fail_open = 1 if args.fail_closed else 0
     try:
         root = repository_root(Path.cwd())
@@ -107,10 +125,10 @@ def _run_hook(args: argparse.Namespace, settings: RunSettings) -> int:
         return fail_open
     load = _backend_loader(settings, root)
     if args.hook == "prepare-commit-msg":
-        if not 1 <= len(args.hook_args) <= 3:
+        if not 1 <= len(more.values) <= 3:
             raise AgentError("prepare-commit-msg takes the message file, and optionally its source and a commit")
-        source = args.hook_args[1] if len(args.hook_args) > 1 else None
-        code = prepare_commit_msg(root, Path(args.hook_args[0]), source, hook, load)
+        source = more.values[1] if len(more.values) > 1 else None
+        code = prepare_commit_msg(root, Path(more.values[0]), source, hook, load)
     else:
         code = pre_commit(root, hook, load)
     if any(t.name == "mtp-agent-hook" and t.is_alive() for t in threading.enumerate()):

@@ -202,6 +202,8 @@ def pre_commit(root: Path, settings: HookSettings, load_backend: Callable[[], Ba
         if e.exit_code:
             return e.exit_code
         review = review_changes(None, changes)  # secrets are found without the model
+        if not review.findings:
+            return 0
     code = print_review(review, settings.fail_on, False, out, err)
     if code:
         blocking = review.at_or_above(settings.fail_on)
