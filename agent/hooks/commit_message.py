@@ -27,6 +27,8 @@ TYPE_ALIASES = {"feature": "feat", "bugfix": "fix", "bug": "fix", "hotfix": "fix
                 "refactoring": "refactor", "chores": "chore", "performance": "perf", "styles": "style"}
 CONVENTIONAL = re.compile(r"^(?P<type>[A-Za-z]+)(?:\((?P<scope>[^()]*)\))?(?P<bang>!)?\s*:\s*(?P<description>\S.*)$")
 _PREAMBLE = re.compile(r"^(here('s| is)|sure\b|okay\b|certainly\b|the commit message\b)|commit message.*:\s*$", re.I)
+# a small model echoing its input: file headers, stat lines, diff lines
+_ECHO = re.compile(r"^(=== |@@ |diff --git |\+\+\+ |--- |\S+ \| |[+-]?\s*\S+ \((added|deleted|renamed|modified|mode changed)[,)]|\s*\d+ [-+ ] )")
 _LABEL = re.compile(r"^(subject|title|summary|body|description|commit message|message)\s*:\s*", re.I)
 _BULLET = re.compile(r"^\s*([-*•]|\d+[.)])\s+")
 _TRAILER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: \S")
@@ -127,7 +129,8 @@ def _clean(raw: str) -> list[str]:
             continue
         line = re.sub(r"^#+\s*", "", line.rstrip())  # a markdown heading; git would drop it as a comment
         lines.append(line.replace("**", ""))
-    while lines and (not lines[0].strip() or _PREAMBLE.search(lines[0].strip())):
+    lines = [line for line in lines if not _PREAMBLE.search(line.strip()) and not _ECHO.match(line)]
+    while lines and not lines[0].strip():
         lines.pop(0)
     return lines
 
@@ -167,16 +170,18 @@ def _subject(line: str, style: Style, changes: Changes) -> str:
 
 def _body(lines: list[str], subject: str) -> str:
     paragraphs: list[list[str]] = [[]]
-    seen = {subject.lower()}
+    def key(text: str) -> str:
+        return re.sub(r"\W+", " ", text).strip().lower()
+
+    seen = {key(subject), key(subject.split(": ", 1)[-1])}
     for line in lines:
         line = _LABEL.sub("", line.rstrip()) if _LABEL.match(line.strip()) else line.rstrip()
-        key = line.strip().lower()
-        if not key:
+        if not line.strip():
             paragraphs.append([])
             continue
-        if key in seen:  # repetition is how small models go wrong
+        if key(line) in seen:  # repetition is how small models go wrong
             continue
-        seen.add(key)
+        seen.add(key(line))
         paragraphs[-1].append(line.strip() if not _BULLET.match(line) else _BULLET.sub(lambda m: m[1] + " ", line).strip())
     out: list[str] = []
     for paragraph in filter(None, paragraphs):

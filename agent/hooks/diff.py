@@ -35,7 +35,7 @@ def git(root: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str:
         raise GitError("git is not installed or not on PATH") from None
     if done.returncode not in ok_codes:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {message[-1] if message else 'exit ' + str(done.returncode)}")
+        raise GitError(f"git {args[0]} failed: {message[0] if message else 'exit ' + str(done.returncode)}")
     return done.stdout.decode("utf-8", "replace")
 
 
