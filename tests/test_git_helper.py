@@ -128,6 +128,19 @@ def test_a_5000_line_diff_is_split_into_parts_that_fit(repo):
     assert split_for_review(changes, 10**7)[1]
 
 
+def test_a_huge_wider_view_is_not_read(repo, monkeypatch):
+    import agent.hooks.diff as diff
+
+    repo.stage("data.txt", "".join(f"    {i}\n" for i in range(300)))
+    repo.git("commit", "-qm", "Add data")
+    repo.stage("data.txt", "".join(f"    {i}\n" if i != 150 else "    changed\n" for i in range(300)))
+    full = changes_of(repo).files[0]
+    assert full.views["function"].count("\n") > 250  # no function header: git shows the whole file
+    monkeypatch.setattr(diff, "MAX_WIDER_VIEW_CHARS", 1000)
+    bounded = changes_of(repo).files[0]
+    assert bounded.views["function"] == bounded.views["wide"] and bounded.views["wide"].count("\n") < 25
+
+
 def test_review_of_a_large_diff_goes_file_by_file(repo):
     repo.stage("table.py", "".join(f"VALUE_{i} = {i}\n" for i in range(5000)))
     repo.stage("greet.py", "def greet(name):\n    return nme\n")
@@ -174,6 +187,7 @@ def test_secrets_are_redacted_whole():
 
 def test_secrets_never_reach_the_model_or_the_output(repo, capsys):
     repo.stage("deploy.py", f"AWS = '{AWS_KEY}'\nGITHUB = '{GITHUB_TOKEN}'\nREGION = 'eu-west-1'\n")
+    repo.stage("ci.yml", f"token: {GITHUB_TOKEN}\n")
     echo = f"deploy.py:1: high: the key {AWS_KEY} is hard-coded"
     backend = ScriptedBackend([{"text": echo}, {"text": f"feat: add deploy settings with {GITHUB_TOKEN}"}])
     review = review_changes(backend, changes_of(repo))
@@ -182,8 +196,8 @@ def test_secrets_never_reach_the_model_or_the_output(repo, capsys):
     assert AWS_KEY not in sent and GITHUB_TOKEN not in sent and "eu-west-1" in sent
     text = "\n".join(f.format() for f in review.findings) + message.text
     assert AWS_KEY not in text and GITHUB_TOKEN not in text
-    kinds = {(f.line, f.source) for f in review.findings}
-    assert {(1, "secrets"), (2, "secrets"), (1, "model")} <= kinds
+    kinds = {(f.path, f.line, f.source) for f in review.findings}
+    assert {("deploy.py", 1, "secrets"), ("deploy.py", 2, "secrets"), ("ci.yml", 1, "secrets"), ("deploy.py", 1, "model")} <= kinds
 
 
 # --- the commands ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from .secrets import Redactor
 # --function-context shows whole functions around a change; the narrower views are for files
 # whose functions do not fit.
 CONTEXTS = {"function": ["--function-context"], "wide": ["-U10"], "narrow": ["-U3"]}
+MAX_WIDER_VIEW_CHARS = 1_000_000  # more than any model's context holds
 
 
 class GitError(AgentError):
@@ -114,7 +115,7 @@ def _number_hunks(patched: PatchedFile, redactor: Redactor, secrets: list[Secret
     for hunk in patched:
         lines = [f"@@ -{hunk.source_start},{hunk.source_length} +{hunk.target_start},{hunk.target_length} @@ {hunk.section_header}".rstrip()]
         for line in hunk:
-            value, kinds = redactor(line.value.rstrip("\n"))
+            value, kinds = redactor(line.value.rstrip("\r\n"))
             if secrets is not None and line.is_added:
                 secrets.extend(Secret(patched.path, line.target_line_no, kind) for kind in kinds)
             number = str(line.target_line_no) if line.target_line_no is not None else ""
@@ -131,13 +132,21 @@ def _parse(patch: str) -> PatchSet:
 
 
 def read_changes(root: Path, target: DiffTarget) -> Changes:
-    """The changes of `target`, each file numbered at every context width."""
+    """The changes of `target`, each file numbered at every context width. A wider view whose
+    diff would be huge (a one-line change in a large file without functions shows all of it)
+    is not read; the narrower view stands in for it."""
     base = ["diff", *target.args(), "-M", "--no-color", "--no-ext-diff", "--no-textconv", "--no-relative",
             "--src-prefix=a/", "--dst-prefix=b/"]
-    files: list[FileChange] = []
     secrets: list[Secret] = []
-    for context, flags in CONTEXTS.items():
-        patch = _parse(git(root, *base, *flags))
+    files: list[FileChange] = []
+    narrower = "narrow"
+    for context in reversed(CONTEXTS):  # narrow first: it defines the files and finds the secrets
+        text = git(root, *base, *CONTEXTS[context])
+        if context != "narrow" and len(text) > MAX_WIDER_VIEW_CHARS:
+            for change in files:
+                change.hunks[context], change.views[context] = change.hunks[narrower], change.views[narrower]
+            continue
+        patch = _parse(text)
         if not files:
             files = [FileChange(p.path, p.source_file[2:] if p.is_rename else None, _status(p), p.is_binary_file,
                                 p.added, p.removed, changed_lines=[line.target_line_no for h in p for line in h if line.is_added])
@@ -146,6 +155,7 @@ def read_changes(root: Path, target: DiffTarget) -> Changes:
             hunks = _number_hunks(patched, Redactor(patched.path), secrets if context == "narrow" else None)
             change.hunks[context] = hunks
             change.views[context] = "\n".join([change.header(), *hunks])
+        narrower = context
     return Changes(target, files, secrets)
 
 
