@@ -66,6 +66,13 @@ def test_an_unusable_answer_falls_back_to_the_file_list(repo, answer):
     assert fallback and message == "docs: add docs/guide.md\n"
 
 
+def test_a_line_cut_by_the_token_limit_is_dropped(repo):
+    repo.stage("greet.py", "x = 1\n")
+    backend = ScriptedBackend([{"text": "feat: add x\n\nThe value is now one.\nAnd then the answer was cu",
+                                "finish_reason": "length"}])
+    assert write_commit_message(backend, repo.root).text == "feat: add x\n\nThe value is now one.\n"
+
+
 def test_the_type_follows_the_files_when_the_model_gives_none(repo):
     repo.stage("tests/test_greet.py", "def test(): pass\n")
     assert format_message("cover the greeting", Style(), changes_of(repo))[0] == "test: cover the greeting\n"

@@ -7,6 +7,7 @@ The file is JSON Lines (or one JSON array); each entry is one model turn:
     {"text": "slow", "delay": 0.05}                                  # seconds between streamed words
     {"text": "typing...", "interrupt": true}                          # as if the user pressed Ctrl-C
     {"text": "long prompt", "prefill": [8192, 0.05]}                   # reports prefill progress: tokens, seconds per chunk
+    {"text": "cut sho", "finish_reason": "length"}                     # as if the token limit stopped it
 Lines starting with # are comments. Running out of turns is a model failure.
 """
 
@@ -98,4 +99,4 @@ class ScriptedBackend:
         stats = TurnStats(prompt_tokens=self.count_tokens(messages, tools), generated_tokens=max(len(raw) // 4, 1),
                           seconds=time.perf_counter() - start)
         return ModelTurn(text=text, tool_calls=calls, raw=raw, reasoning=reasoning, format_error=error,
-                         finish_reason="tool_calls" if calls else "stop", stats=stats)
+                         finish_reason=spec.get("finish_reason", "tool_calls" if calls else "stop"), stats=stats)

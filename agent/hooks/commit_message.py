@@ -129,8 +129,10 @@ def _clean(raw: str) -> list[str]:
             continue
         line = re.sub(r"^#+\s*", "", line.rstrip())  # a markdown heading; git would drop it as a comment
         lines.append(line.replace("**", ""))
-    lines = [line for line in lines if not _PREAMBLE.search(line.strip()) and not _ECHO.match(line)]
-    while lines and not lines[0].strip():
+    # lines with no word in them ("===", "- +2 -2") are debris, not prose
+    lines = [line for line in lines if not line.strip() or (re.search(r"[A-Za-z]{2}", line)
+             and not _PREAMBLE.search(line.strip()) and not _ECHO.match(line))]
+    while lines and (not lines[0].strip() or lines[0].rstrip().endswith(":")):  # "The diff:" introduces, it is no subject
         lines.pop(0)
     return lines
 

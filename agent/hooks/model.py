@@ -13,7 +13,8 @@ class Cancelled(Exception):
 
 
 def ask(backend: Backend, system: str, user: str, max_tokens: int, cancel: threading.Event | None = None) -> str:
-    """The model's answer (reasoning left out, secrets redacted). Raises ModelError, Cancelled."""
+    """The model's answer (reasoning left out, secrets redacted, a line cut by the token limit
+    dropped). Raises ModelError, Cancelled."""
     for attribute in ("max_new_tokens", "max_tokens"):  # embedded, openai
         if hasattr(backend, attribute):
             setattr(backend, attribute, max_tokens)
@@ -24,7 +25,10 @@ def ask(backend: Backend, system: str, user: str, max_tokens: int, cancel: threa
 
     turn = backend.complete([{"role": "system", "content": system}, {"role": "user", "content": user}], [],
                             on_text=check, on_progress=check)
-    return redact_text(turn.text)
+    text = turn.text
+    if turn.finish_reason == "length" and "\n" in text.strip():
+        text = text.strip().rsplit("\n", 1)[0]  # the line the limit cut short says half a thing
+    return redact_text(text)
 
 
 def diff_budget_chars(backend: Backend, system: str, sample: str, answer_tokens: int) -> int:
