@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _git_helper_parsers(sub, [common, _backend_options(defaults=False)])
 
+    from .mtp_graft import add_parsers as add_mtp_parsers
+
+    add_mtp_parsers(sub, common)
+
     models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     models_sub.add_parser("pull", parents=[common], help="fetch the default model into the cache")
@@ -360,6 +364,12 @@ def _run_settings(args: argparse.Namespace):
     return RunSettings(**given, spec_n_max=args.spec_draft_n_max)
 
 
+def _mtp(args: argparse.Namespace) -> int:
+    from .mtp_graft import cmd_mtp
+
+    return cmd_mtp(args)
+
+
 def _git_helper(name: str):
     def command(args: argparse.Namespace) -> int:
         from .hooks import commands
@@ -411,4 +421,4 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
             "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions, "commit-msg": _git_helper("cmd_commit_msg"),
-            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks")}
+            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp}

@@ -9,6 +9,7 @@ Long arrays (vocabularies, merges) are decoded only when asked for.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import mmap
 import struct
 import warnings
@@ -199,6 +200,7 @@ class GGUFFile:
         if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
             raise ValueError(f"general.alignment must be a power of two, got {alignment!r}")
         data_start = (cur.offset + alignment - 1) // alignment * alignment
+        self.header_bytes = data_start
         return metadata, {name: self._tensor_info(name, dims, t, data_start + off) for name, dims, t, off in raw_infos}
 
     def _tensor_info(self, name: str, dims: list[int], type_id: int, offset: int) -> TensorInfo:
@@ -223,6 +225,16 @@ class GGUFFile:
         else:
             data = np.frombuffer(self._buf, dtype=np.uint8, count=n_bytes, offset=offset)
         return TensorInfo(name, qtype, shape, data)
+
+    def fingerprint(self) -> str:
+        """A hash that tells this model's weights from another's without reading them all: the
+        header (metadata and tensor table) and the first 64 KiB of a handful of tensors."""
+        digest = hashlib.sha256(bytes(self._buf[: self.header_bytes]))
+        names = sorted(self.tensors)
+        sample = {names[i * (len(names) - 1) // 5] for i in range(6)} | ({"token_embd.weight"} & set(names)) if names else set()
+        for name in sorted(sample):
+            digest.update(self.tensors[name].data.reshape(-1).view(np.uint8)[:65536].tobytes())
+        return digest.hexdigest()
 
     def release_pages(self) -> None:
         """Drop the file pages this process has touched (the weights have been copied to their

@@ -21,12 +21,16 @@ from . import ops
 from .errors import UnsupportedModelError
 from .gguf_file import GGUFFile
 from .kv_cache import KVCache
-from .linear import Embedding
+from .linear import Embedding, build_linear
 from .models import qwen35
-from .models.llama import causal_mask
+from .models.llama import LlamaLoader, LlamaModel, causal_mask
 from .rope import Rotary
 
 NEXTN_REQUIRED = ("eh_proj.weight", "enorm.weight", "hnorm.weight")
+# what a grafted head (`agent mtp graft`) records about the model it was trained on
+BASE_FINGERPRINT_KEY = "mtp_agent.base.fingerprint"
+BASE_SHA256_KEY = "mtp_agent.base.sha256"
+BASE_FILE_KEY = "mtp_agent.base.file"
 
 
 class MTPHead(nn.Module):
@@ -102,6 +106,12 @@ def _check_sidecar_matches(trunk: GGUFFile, sidecar: GGUFFile) -> None:
                         f"{trunk.tensor('token_embd.weight').shape[0]}")
     if problems:
         raise UnsupportedModelError(f"the MTP sidecar {sidecar.path} does not belong to {trunk.path.name}: {'; '.join(problems)}")
+    trained_for = sidecar.get(BASE_FINGERPRINT_KEY)
+    if trained_for is not None and trained_for != trunk.fingerprint():
+        base = sidecar.get(BASE_FILE_KEY, "another model")
+        raise UnsupportedModelError(
+            f"the MTP head {sidecar.path.name} was trained for {base}, not for {trunk.path.name} (their weights differ); "
+            f"train one for this model with `agent mtp graft --model {trunk.path}`")
 
 
 def find_source(trunk: GGUFFile, sidecar: Path | None) -> MTPSource | None:
@@ -133,19 +143,49 @@ def find_source(trunk: GGUFFile, sidecar: Path | None) -> MTPSource | None:
     return None
 
 
-def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torch.device, dtype: torch.dtype,
-              packed: bool) -> MTPHead:
-    if not isinstance(model, qwen35.Qwen35Model):
-        raise UnsupportedModelError(f"MTP heads for {trunk.architecture} models are not supported yet")
-    g, p = source.gguf, source.prefix
+class _FirstLayer(nn.Module):
+    """A llama-family block called as the head calls its block: it is layer 0 of its own cache."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x, start, cache, rotary, rotations, mask):
+        return self.block(x, 0, start, cache, rotary, rotations, mask)
+
+
+def _llama_block(source: MTPSource, model: LlamaModel, device: torch.device, dtype: torch.dtype, packed: bool):
     cfg = model.cfg
-    loader = qwen35.Loader(g, cfg, device, dtype, packed)
+    p = source.prefix
+    needed = ["attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+              "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight"]
+    needed += ["attn_q.bias", "attn_k.bias", "attn_v.bias"] if cfg.qkv_bias else []
+    needed += ["attn_q_norm.weight", "attn_k_norm.weight"] if cfg.qk_norm else []
+    _check_complete(source, [f"nextn.{n}" for n in NEXTN_REQUIRED] + needed)
+    loader = LlamaLoader(source.gguf, cfg, device, dtype, packed)
+    return loader, _FirstLayer(loader.block(p))
+
+
+def _qwen35_block(source: MTPSource, model: qwen35.Qwen35Model, device: torch.device, dtype: torch.dtype, packed: bool):
+    p = source.prefix
+    loader = qwen35.Loader(source.gguf, model.cfg, device, dtype, packed)
     needed = [f"nextn.{n}" for n in NEXTN_REQUIRED] + [
         "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
         "attn_q_norm.weight", "attn_k_norm.weight", "post_attention_norm.weight",
     ]
     _check_complete(source, needed)
-    block = loader.block(int(p.split(".")[1]), loader.attention(p, cache_layer=0))
+    return loader, loader.block(int(p.split(".")[1]), loader.attention(p, cache_layer=0))
+
+
+def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torch.device, dtype: torch.dtype,
+              packed: bool) -> MTPHead:
+    if isinstance(model, qwen35.Qwen35Model):
+        loader, block = _qwen35_block(source, model, device, dtype, packed)
+    elif isinstance(model, LlamaModel):
+        loader, block = _llama_block(source, model, device, dtype, packed)
+    else:
+        raise UnsupportedModelError(f"MTP heads for {trunk.architecture} models are not supported")
+    g, p = source.gguf, source.prefix
     vec = loader.vec
     head_norm = vec(f"{p}.nextn.shared_head_norm.weight") if g.has_tensor(f"{p}.nextn.shared_head_norm.weight") \
         else vec("output_norm.weight") if g.has_tensor("output_norm.weight") else model.norm
@@ -153,7 +193,7 @@ def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torc
     if g.has_tensor(f"{p}.nextn.embed_tokens.weight"):
         embed = Embedding(g.tensor(f"{p}.nextn.embed_tokens.weight"), device, dtype, packed)
     if g.has_tensor(f"{p}.nextn.shared_head_head.weight"):
-        output = loader.linear([g.tensor(f"{p}.nextn.shared_head_head.weight")])
-    eh_proj = loader.linear([g.tensor(f"{p}.nextn.eh_proj.weight")])
+        output = build_linear([g.tensor(f"{p}.nextn.shared_head_head.weight")], None, device, dtype, packed)
+    eh_proj = build_linear([g.tensor(f"{p}.nextn.eh_proj.weight")], None, device, dtype, packed)
     return MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
-                   head_norm, output, cfg, device, source)
+                   head_norm, output, model.cfg, device, source)

@@ -68,6 +68,7 @@ class SpecStats:
         return {"mode": self.mode, "drafted": self.drafted, "accepted": self.accepted, "verify_steps": self.verify_steps,
                 "acceptance": round(self.acceptance, 4),
                 "acceptance_per_position": [round(x, 4) for x in self.acceptance_per_position],
+                "drafted_at": list(self.drafted_at), "accepted_at": list(self.accepted_at),
                 "tokens_per_forward": round(self.tokens_per_forward, 3), "drafts_by": dict(self.drafts_by),
                 "mtp_weight_bytes": self.mtp_weight_bytes, "mtp_kv_bytes": self.mtp_kv_bytes,
                 "snapshot_bytes": self.snapshot_bytes}

@@ -46,7 +46,7 @@ class LlamaConfig:
         vocab = g.arch_get("vocab_size") or g.tensor("token_embd.weight").shape[0]
         return cls(
             arch=arch,
-            n_layer=int(g.require(f"{arch}.block_count")),
+            n_layer=int(g.require(f"{arch}.block_count")) - int(g.arch_get("nextn_predict_layers", 0) or 0),
             d_model=d_model,
             n_head=n_head,
             n_head_kv=int(g.arch_get("attention.head_count_kv", n_head)),
@@ -129,46 +129,54 @@ class LlamaModel(nn.Module):
         return self.output(hidden[-1:] if logits_for == "last" else hidden).float(), hidden
 
 
-def load_llama(g: GGUFFile, device: torch.device, dtype: torch.dtype, packed: bool) -> LlamaModel:
-    cfg = LlamaConfig.from_gguf(g)
-    # qwen2/qwen3 files keep HF's neox rope layout; reorder their q/k rows to adjacent pairs
-    q_rows = k_rows = head_rows = None
-    if not cfg.rope.interleaved:
-        q_rows = neox_to_interleaved(cfg.n_head, cfg.head_dim, cfg.rope.dim)
-        k_rows = neox_to_interleaved(cfg.n_head_kv, cfg.head_dim, cfg.rope.dim)
-        head_rows = neox_to_interleaved(1, cfg.head_dim, cfg.rope.dim)
+class LlamaLoader:
+    """Reads llama-family tensors from a GGUF into modules. qwen2/qwen3 files keep HF's neox rope
+    layout; their q/k rows are reordered to adjacent pairs on the way in."""
 
-    def tensor(name: str, rows: torch.Tensor | None = None) -> TensorInfo:
-        info = g.tensor(name)
+    def __init__(self, g: GGUFFile, cfg: LlamaConfig, device: torch.device, dtype: torch.dtype, packed: bool):
+        self.g, self.cfg, self.device, self.dtype, self.packed = g, cfg, device, dtype, packed
+        self.q_rows = self.k_rows = self.head_rows = None
+        if not cfg.rope.interleaved:
+            self.q_rows = neox_to_interleaved(cfg.n_head, cfg.head_dim, cfg.rope.dim)
+            self.k_rows = neox_to_interleaved(cfg.n_head_kv, cfg.head_dim, cfg.rope.dim)
+            self.head_rows = neox_to_interleaved(1, cfg.head_dim, cfg.rope.dim)
+
+    def tensor(self, name: str, rows: torch.Tensor | None = None) -> TensorInfo:
+        info = self.g.tensor(name)
         return info if rows is None else info.reordered(rows)
 
-    def vec(name: str, rows: torch.Tensor | None = None) -> torch.Tensor:
-        return load_dense(tensor(name, rows), device, torch.float32)
+    def vec(self, name: str, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return load_dense(self.tensor(name, rows), self.device, torch.float32)
 
-    def linear(names: list[str], row_orders: list | None = None, bias: bool = False) -> nn.Module:
+    def linear(self, names: list[str], row_orders: list | None = None, bias: bool = False) -> nn.Module:
         row_orders = row_orders or [None] * len(names)
-        weights = [tensor(f"{n}.weight", r) for n, r in zip(names, row_orders)]
-        biases = [tensor(f"{n}.bias", r) for n, r in zip(names, row_orders)] if bias else None
-        return build_linear(weights, biases, device, dtype, packed)
+        weights = [self.tensor(f"{n}.weight", r) for n, r in zip(names, row_orders)]
+        biases = [self.tensor(f"{n}.bias", r) for n, r in zip(names, row_orders)] if bias else None
+        return build_linear(weights, biases, self.device, self.dtype, self.packed)
 
-    blocks = []
-    for i in range(cfg.n_layer):
-        p = f"blk.{i}"
+    def block(self, p: str) -> Block:
+        """The decoder block whose tensors are named `{p}.*` (p = "blk.3")."""
+        cfg = self.cfg
         qk_norm = None
         if cfg.qk_norm:
             qk_norm = torch.cat([
-                vec(f"{p}.attn_q_norm.weight", head_rows).expand(cfg.n_head, -1),
-                vec(f"{p}.attn_k_norm.weight", head_rows).expand(cfg.n_head_kv, -1),
-            ]).to(dtype)
+                self.vec(f"{p}.attn_q_norm.weight", self.head_rows).expand(cfg.n_head, -1),
+                self.vec(f"{p}.attn_k_norm.weight", self.head_rows).expand(cfg.n_head_kv, -1),
+            ]).to(self.dtype)
         attn = Attention(
             cfg,
-            linear([f"{p}.attn_q", f"{p}.attn_k", f"{p}.attn_v"], [q_rows, k_rows, None], bias=cfg.qkv_bias),
-            linear([f"{p}.attn_output"]),
+            self.linear([f"{p}.attn_q", f"{p}.attn_k", f"{p}.attn_v"], [self.q_rows, self.k_rows, None], bias=cfg.qkv_bias),
+            self.linear([f"{p}.attn_output"]),
             qk_norm,
         )
-        ffn = FeedForward(linear([f"{p}.ffn_gate", f"{p}.ffn_up"]), linear([f"{p}.ffn_down"]))
-        blocks.append(Block(vec(f"{p}.attn_norm.weight"), attn, vec(f"{p}.ffn_norm.weight"), ffn, cfg.rms_eps))
+        ffn = FeedForward(self.linear([f"{p}.ffn_gate", f"{p}.ffn_up"]), self.linear([f"{p}.ffn_down"]))
+        return Block(self.vec(f"{p}.attn_norm.weight"), attn, self.vec(f"{p}.ffn_norm.weight"), ffn, cfg.rms_eps)
 
+
+def load_llama(g: GGUFFile, device: torch.device, dtype: torch.dtype, packed: bool) -> LlamaModel:
+    cfg = LlamaConfig.from_gguf(g)
+    loader = LlamaLoader(g, cfg, device, dtype, packed)
+    blocks = [loader.block(f"blk.{i}") for i in range(cfg.n_layer)]
     embed = Embedding(g.tensor("token_embd.weight"), device, dtype, packed)
-    output = linear(["output"]) if g.has_tensor("output.weight") else embed.as_output_layer()
-    return LlamaModel(cfg, embed, blocks, vec("output_norm.weight"), output, device)
+    output = loader.linear(["output"]) if g.has_tensor("output.weight") else embed.as_output_layer()
+    return LlamaModel(cfg, embed, blocks, loader.vec("output_norm.weight"), output, device)

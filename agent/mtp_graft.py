@@ -1,0 +1,159 @@
+"""`agent mtp graft` trains an MTP head for a model that ships without one; `agent mtp eval`
+measures how often its drafts are accepted, per draft position, on held-out code."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AgentError
+from .model_store import resolve_model
+
+EVAL_PROMPT_TOKENS = 128
+
+
+def _sources(args: argparse.Namespace):
+    from inference.code_corpus import default_roots, find_sources, split
+
+    roots = ([] if args.no_default_corpus else default_roots()) + [Path(d).expanduser() for d in args.corpus]
+    if not roots:
+        raise AgentError("no corpus: give folders with --corpus DIR, or drop --no-default-corpus")
+    try:
+        files = find_sources(roots)
+    except FileNotFoundError as e:
+        raise AgentError(str(e)) from e
+    train, held_out = split(files)
+    if not train or not held_out:
+        raise AgentError(f"the corpus ({', '.join(map(str, roots))}) has {len(files)} source files, too few to split "
+                         "into training and held-out files; add folders with --corpus")
+    return roots, train, held_out
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class ProgressPrinter:
+    """One line every `every` seconds (and at each held-out estimate), on stderr."""
+
+    def __init__(self, every: float = 15.0):
+        self.every, self.last, self.last_heldout = every, 0.0, None
+
+    def __call__(self, p) -> None:
+        now = time.monotonic()
+        fresh = p.heldout_acceptance is not None and p.heldout_acceptance != self.last_heldout
+        if now - self.last < self.every and not fresh and p.step != p.steps:
+            return
+        self.last, self.last_heldout = now, p.heldout_acceptance
+        heldout = f"{100 * p.heldout_acceptance:.1f}%" if p.heldout_acceptance is not None else "-"
+        print(f"step {p.step}/{p.steps}  {p.tokens:,} tokens  loss {p.loss:.3f}  acceptance: train {100 * p.train_acceptance:.1f}% "
+              f"held-out {heldout}  {p.tokens_per_second:.0f} tok/s  ETA {_duration(p.eta_seconds)}", file=sys.stderr, flush=True)
+
+
+def cmd_graft(args: argparse.Namespace) -> int:
+    from inference.code_corpus import token_chunks
+    from inference.mtp_export import write_sidecar
+    from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, evaluate, train_head
+    from inference.tokenizer import Tokenizer
+
+    base_path = resolve_model(args.model)
+    out = Path(args.out) if args.out else base_path.with_name(f"mtp-{base_path.stem}.gguf")
+    settings = replace(GraftSettings(), **{k: v for k, v in (("tokens", args.tokens), ("seq_len", args.seq_len),
+                                                                ("lr", args.lr), ("seed", args.seed)) if v is not None})
+    roots, train, held_out = _sources(args)
+    base = Base.load(base_path)
+    encode = Tokenizer.from_gguf(base.gguf).encode
+    checkpoint = Checkpoint(out.with_name(out.name + ".ckpt"))
+    if args.restart:
+        checkpoint.path.unlink(missing_ok=True)
+    run_key = {"base": base.gguf.fingerprint(), "seq_len": settings.seq_len, "seed": settings.seed, "lr": settings.lr,
+               "corpus": sorted(str(r) for r in roots)}
+    n_heldout = max(settings.heldout_tokens // settings.seq_len, 1)
+    heldout = [c for c, _ in zip(token_chunks(held_out, encode, settings.seq_len, settings.seed), range(n_heldout))]
+    languages = {f.language for f in held_out}
+    print(f"grafting an MTP head onto {base_path.name}: {settings.tokens:,} tokens from {len(train):,} files "
+          f"({len(held_out):,} held out: {', '.join(sorted(languages))}); checkpoints in {checkpoint.path}", file=sys.stderr)
+    chunks = token_chunks(train, encode, settings.seq_len, settings.seed)
+    try:
+        head = train_head(base, chunks, heldout, settings, checkpoint, run_key, ProgressPrinter())
+    except Interrupted:
+        print(f"interrupted; the checkpoint is saved: run the same command to resume ({checkpoint.path})", file=sys.stderr)
+        return 130
+    acceptance = evaluate(head, base, heldout, [base.teach(c) for c in heldout])
+    write_sidecar(head, base.gguf, out, quantized=not args.f32,
+                  notes={"tokens": settings.tokens, "heldout_acceptance": round(acceptance, 4), "seq_len": settings.seq_len})
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): held-out first-draft acceptance {100 * acceptance:.1f}% "
+          f"on {len(heldout) * settings.seq_len:,} tokens")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from inference import Engine, SamplingParams
+
+    base_path = resolve_model(args.model)
+    _, _, held_out = _sources(args)
+    engine = Engine.load(base_path, device=args.device, spec="mtp", spec_n_max=args.draft, mtp=args.mtp, n_ctx=1024)
+    rng = random.Random(args.seed or 0)
+    by_language: dict[str, list] = {}
+    for f in held_out:
+        by_language.setdefault(f.language, []).append(f)
+    rows = []
+    totals = np.zeros((2, args.draft), dtype=np.int64)
+    for language, files in sorted(by_language.items()):
+        rng.shuffle(files)
+        counts, prompts = np.zeros((2, args.draft), dtype=np.int64), 0
+        for f in files:
+            if prompts >= args.prompts:
+                break
+            ids = engine.tokenizer.encode(f.path.read_text(encoding="utf-8", errors="replace"))
+            if len(ids) < EVAL_PROMPT_TOKENS + args.new_tokens:
+                continue
+            completion = engine.generate(ids[:EVAL_PROMPT_TOKENS], sampling=SamplingParams(), max_new_tokens=args.new_tokens)
+            spec = completion.stats.speculative or {}
+            for i, (d, a) in enumerate(zip(spec.get("drafted_at", []), spec.get("accepted_at", []))):
+                if i < args.draft:
+                    counts[:, i] += (d, a)
+            prompts += 1
+        totals += counts
+        rows.append((language, prompts, counts))
+    rows.append(("all", sum(r[1] for r in rows), totals))
+    print(f"MTP head {engine.mtp_head.source.description} on {base_path.name}: greedy, drafts of {args.draft}, "
+          f"{EVAL_PROMPT_TOKENS}-token prompts from held-out files, {args.new_tokens} tokens each")
+    header = "".join(f"   pos {i + 1}" for i in range(args.draft))
+    print(f"{'files':<8}{'prompts':>8}{header}   (share of drafts at each position accepted)")
+    for language, prompts, counts in rows:
+        shares = "".join(f"{100 * a / d:7.1f}%" if d else "       -" for d, a in zip(*counts))
+        print(f"{language:<8}{prompts:>8}{shares}")
+    return 0
+
+
+def cmd_mtp(args: argparse.Namespace) -> int:
+    return cmd_graft(args) if args.mtp_command == "graft" else cmd_eval(args)
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    mtp = sub.add_parser("mtp", parents=[common], help="graft an MTP head onto a model without one, and measure it")
+    mtp_sub = mtp.add_subparsers(dest="mtp_command", metavar="ACTION", required=True)
+    corpus = argparse.ArgumentParser(add_help=False)
+    corpus.add_argument("--corpus", action="append", default=[], metavar="DIR",
+                        help="more source folders (repeatable); by default the Python standard library and installed packages")
+    corpus.add_argument("--no-default-corpus", action="store_true", help="use only the --corpus folders")
+    corpus.add_argument("--seed", type=int, help="order of the files (default 0)")
+    graft = mtp_sub.add_parser("graft", parents=[common, corpus], help="train an MTP head on the frozen model, written as mtp-*.gguf")
+    graft.add_argument("--tokens", type=int, metavar="N", help="training tokens (default 1,200,000: about two hours for the default model on 2 cores)")
+    graft.add_argument("--seq-len", type=int, metavar="N", help="tokens per training chunk (default 512)")
+    graft.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
+    graft.add_argument("--out", metavar="FILE", help="the sidecar to write (default: mtp-<model>.gguf next to the model)")
+    graft.add_argument("--restart", action="store_true", help="ignore a checkpoint of an earlier run")
+    graft.add_argument("--f32", action="store_true", help="write F32 weights instead of Q8_0")
+    ev = mtp_sub.add_parser("eval", parents=[common, corpus], help="acceptance per draft position on held-out code")
+    ev.add_argument("--draft", type=int, default=4, metavar="N", help="draft length (default 4)")
+    ev.add_argument("--prompts", type=int, default=24, metavar="N", help="prompts per language (default 24)")
+    ev.add_argument("--new-tokens", type=int, default=64, metavar="N", help="tokens generated per prompt (default 64)")
