@@ -147,7 +147,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     corpus.add_argument("--no-default-corpus", action="store_true", help="use only the --corpus folders")
     corpus.add_argument("--seed", type=int, help="order of the files (default 0)")
     graft = mtp_sub.add_parser("graft", parents=[common, corpus], help="train an MTP head on the frozen model, written as mtp-*.gguf")
-    graft.add_argument("--tokens", type=int, metavar="N", help="training tokens (default 1,200,000: about two hours for the default model on 2 cores)")
+    graft.add_argument("--tokens", type=int, metavar="N", help="training tokens (default 1,000,000: about two hours for the default model on 2 cores)")
     graft.add_argument("--seq-len", type=int, metavar="N", help="tokens per training chunk (default 512)")
     graft.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     graft.add_argument("--out", metavar="FILE", help="the sidecar to write (default: mtp-<model>.gguf next to the model)")
