@@ -1,0 +1,134 @@
+"""Grafting an MTP head: training on tiny models, the sidecar the engine loads, refusal of a head
+made for another model, resuming an interrupted run, and the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gguf_builder import TinyModel
+from inference import Engine, SamplingParams, UnsupportedModelError
+from inference import mtp
+from inference.code_corpus import SourceFile, find_sources, split, token_chunks
+from inference.gguf_file import GGUFFile
+from inference.mtp_export import write_sidecar
+from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, train_head
+from inference.tokenizer import Tokenizer
+
+PROJECT = Path(__file__).resolve().parents[1]
+SETTINGS = GraftSettings(tokens=40 * 64, seq_len=64, lr=3e-3, warmup_steps=5, eval_every=10, heldout_tokens=256)
+
+
+@pytest.fixture(scope="module")
+def corpus() -> tuple[list[SourceFile], list[SourceFile]]:
+    return split(find_sources([PROJECT / "inference", PROJECT / "agent"]))
+
+
+def model(tmp_path: Path, arch: str = "llama", seed: int = 0) -> Path:
+    return TinyModel(arch=arch, seed=seed).write(tmp_path / f"tiny-{arch}-{seed}.gguf")
+
+
+def train(base: Base, corpus, tmp_path: Path, settings: GraftSettings = SETTINGS, **kwargs):
+    train_files, held_out = corpus
+    encode = Tokenizer.from_gguf(base.gguf).encode
+    heldout = list(token_chunks(held_out, encode, settings.seq_len, 0))[:4]
+    progress = []
+    head = train_head(base, token_chunks(train_files, encode, settings.seq_len, settings.seed), heldout, settings,
+                      Checkpoint(tmp_path / "head.ckpt"), {"base": base.gguf.fingerprint()}, progress.append, **kwargs)
+    return head, progress
+
+
+def test_the_corpus_split_is_by_file_and_stable(corpus):
+    train_files, held_out = corpus
+    assert held_out and train_files and not {f.key for f in train_files} & {f.key for f in held_out}
+    assert split(find_sources([PROJECT / "inference", PROJECT / "agent"])) == (train_files, held_out)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
+def test_the_trained_head_is_the_head_the_engine_runs(tmp_path, arch):
+    base = Base.load(model(tmp_path, arch))
+    head = base.initial_head()
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    sidecar = write_sidecar(head, base.gguf, tmp_path / "mtp-tiny.gguf", quantized=False)
+    tokens = np.random.default_rng(0).integers(0, base.cfg.vocab_size, 24)
+    hidden, _ = base.teach(tokens)
+    hidden_prev = torch.cat([torch.zeros(1, hidden.shape[1]), hidden[:-1]])
+    with torch.no_grad():
+        trained = head(torch.from_numpy(tokens), hidden_prev, base.embed) @ base.output.t()
+    loaded = mtp.load_head(base.gguf, base.model, mtp.find_source(base.gguf, sidecar), torch.device("cpu"),
+                           torch.float32, packed=False)
+    with torch.inference_mode():
+        served, _ = loaded(torch.from_numpy(tokens), hidden_prev, 0, loaded.new_cache(32, torch.float32), logits_for="all")
+    torch.testing.assert_close(served, trained, atol=1e-4, rtol=1e-4)
+
+
+def test_training_lowers_the_loss_and_the_sidecar_serves_identical_output(tmp_path, corpus):
+    path = model(tmp_path)
+    base = Base.load(path)
+    head, progress = train(base, corpus, tmp_path)
+    first, last = np.mean([p.loss for p in progress[:5]]), np.mean([p.loss for p in progress[-5:]])
+    assert last < 0.7 * first, (first, last)
+    assert progress[-1].heldout_acceptance is not None and progress[-1].heldout_acceptance > 0.1
+    sidecar = write_sidecar(head, base.gguf, tmp_path / f"mtp-{path.stem}.gguf")  # Q8_0, found next to the model
+    assert GGUFFile(sidecar).get(mtp.BASE_FINGERPRINT_KEY) == base.gguf.fingerprint()
+    prompt = "def add(a, b):\n    return a + b\n\ndef"
+    plain = Engine.load(path, spec="off").generate(prompt, sampling=SamplingParams(), max_new_tokens=40)
+    engine = Engine.load(path, spec="mtp", spec_n_max=3)
+    assert engine.mtp_head is not None and engine.mtp_head.source.gguf.path == sidecar
+    drafted = engine.generate(prompt, sampling=SamplingParams(), max_new_tokens=40)
+    assert drafted.token_ids == plain.token_ids
+    assert drafted.stats.speculative["accepted"] > 0
+
+
+def test_a_head_made_for_another_model_is_refused(tmp_path, corpus):
+    mine, other = model(tmp_path, seed=0), model(tmp_path, seed=1)
+    base = Base.load(mine)
+    sidecar = write_sidecar(base.initial_head(), base.gguf, tmp_path / "mtp-for-mine.gguf")
+    with pytest.raises(UnsupportedModelError, match=r"trained for tiny-llama-0.gguf, not for tiny-llama-1.gguf"):
+        Engine.load(other, spec="mtp", mtp=sidecar)
+    # found next to the wrong model it is passed over, not used
+    assert mtp.find_source(GGUFFile(other), None) is None
+    assert mtp.find_source(GGUFFile(mine), None).gguf.path == sidecar
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, corpus):
+    base = Base.load(model(tmp_path))
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "parts").mkdir()
+    whole, _ = train(base, corpus, tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        train(base, corpus, tmp_path / "parts", should_stop=lambda step: step == 17)
+    assert torch.load(tmp_path / "parts" / "head.ckpt", weights_only=False)["step"] == 17
+    resumed, progress = train(base, corpus, tmp_path / "parts")
+    assert progress[0].step == 18 and progress[-1].step == SETTINGS.tokens // SETTINGS.seq_len
+    for name, value in whole.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value, atol=1e-5, rtol=1e-4)
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path, corpus):
+    base = Base.load(model(tmp_path))
+    with pytest.raises(Interrupted):
+        train(base, corpus, tmp_path, should_stop=lambda step: step == 2)
+    other = GraftSettings(**{**SETTINGS.__dict__, "seq_len": 32})
+    with pytest.raises(Exception, match="checkpoint of another run"):
+        train_head(base, iter([]), [], other, Checkpoint(tmp_path / "head.ckpt"), {"base": "something else"}, print)
+
+
+def test_graft_and_eval_commands(tmp_path, capsys):
+    from agent.cli import main
+
+    path = model(tmp_path)
+    corpus_args = ["--no-default-corpus", "--corpus", str(PROJECT / "inference"), "--corpus", str(PROJECT / "agent")]
+    assert main(["mtp", "graft", "--model", str(path), "--tokens", "1280", "--seq-len", "64", *corpus_args]) == 0
+    out = capsys.readouterr()
+    assert "held-out first-draft acceptance" in out.out and "ETA" in out.err
+    sidecar = tmp_path / f"mtp-{path.stem}.gguf"
+    assert sidecar.exists() and GGUFFile(sidecar).get("mtp_agent.tokens") == 1280
+    assert main(["mtp", "eval", "--model", str(path), "--prompts", "2", "--new-tokens", "16", *corpus_args]) == 0
+    table = capsys.readouterr().out
+    assert "pos 1" in table and "pos 4" in table and "\nall " in table
