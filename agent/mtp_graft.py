@@ -16,6 +16,7 @@ from .errors import AgentError
 from .model_store import resolve_model
 
 EVAL_PROMPT_TOKENS = 128
+DRAFT_VOCAB_SAMPLE = 65_536  # base-model choices counted to choose the draft vocabulary
 
 
 def _sources(args: argparse.Namespace):
@@ -58,7 +59,7 @@ class ProgressPrinter:
 
 
 def cmd_graft(args: argparse.Namespace) -> int:
-    from inference.code_corpus import token_chunks
+    from inference.code_corpus import frequent_tokens, token_chunks
     from inference.mtp_export import write_sidecar
     from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, evaluate, train_head
     from inference.tokenizer import Tokenizer
@@ -86,11 +87,21 @@ def cmd_graft(args: argparse.Namespace) -> int:
     except Interrupted:
         print(f"interrupted; the checkpoint is saved: run the same command to resume ({checkpoint.path})", file=sys.stderr)
         return 130
-    acceptance = evaluate(head, base, heldout, [base.teach(c) for c in heldout])
-    write_sidecar(head, base.gguf, out, quantized=not args.f32,
+    teacher = [base.teach(c) for c in heldout]
+    acceptance = evaluate(head, base, heldout, teacher)
+    vocab, covered = None, 1.0
+    if args.draft_coverage < 1.0:
+        # what the base model itself picks on training text (its choices, not the text, are what drafts must hit)
+        choices_on_train = (base.teach(c)[1].argmax(-1).numpy() for c in token_chunks(train, encode, settings.seq_len, settings.seed))
+        vocab = frequent_tokens(choices_on_train, base.cfg.vocab_size, DRAFT_VOCAB_SAMPLE, args.draft_coverage)
+        choices = np.concatenate([t.argmax(-1).numpy() for _, t in teacher])
+        covered = float(np.isin(choices, vocab).mean())
+    write_sidecar(head, base.gguf, out, quantized=not args.f32, draft_vocab=None if vocab is None else vocab.tolist(),
                   notes={"tokens": settings.tokens, "heldout_acceptance": round(acceptance, 4), "seq_len": settings.seq_len})
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): held-out first-draft acceptance {100 * acceptance:.1f}% "
-          f"on {len(heldout) * settings.seq_len:,} tokens")
+          f"on {len(heldout) * settings.seq_len:,} tokens"
+          + (f"; drafts among {len(vocab):,} of {base.cfg.vocab_size:,} tokens, which hold {100 * covered:.1f}% of the "
+             "base model's held-out choices" if vocab is not None else ""))
     return 0
 
 
@@ -153,6 +164,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     graft.add_argument("--out", metavar="FILE", help="the sidecar to write (default: mtp-<model>.gguf next to the model)")
     graft.add_argument("--restart", action="store_true", help="ignore a checkpoint of an earlier run")
     graft.add_argument("--f32", action="store_true", help="write F32 weights instead of Q8_0")
+    graft.add_argument("--draft-coverage", type=float, default=0.99, metavar="P",
+                       help="draft among the tokens the model picks most often on training text, as many as make up "
+                            "this share of its picks (default 0.99; 1: all tokens); the draft LM head shrinks accordingly")
     ev = mtp_sub.add_parser("eval", parents=[common, corpus], help="acceptance per draft position on held-out code")
     ev.add_argument("--draft", type=int, default=4, metavar="N", help="draft length (default 4)")
     ev.add_argument("--prompts", type=int, default=24, metavar="N", help="prompts per language (default 24)")

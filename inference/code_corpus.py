@@ -83,3 +83,18 @@ def token_chunks(files: list[SourceFile], encode, seq_len: int, seed: int) -> It
         while len(pending) >= seq_len:
             yield np.asarray(pending[:seq_len], dtype=np.int64)
             pending = pending[seq_len:]
+
+
+def frequent_tokens(chunks: Iterator[np.ndarray], vocab_size: int, max_tokens: int, coverage: float) -> np.ndarray:
+    """The most frequent token ids in the first max_tokens of `chunks` (arrays of token ids), as
+    few as cover `coverage` of the occurrences, most frequent first."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    seen = 0
+    for chunk in chunks:
+        counts += np.bincount(chunk, minlength=vocab_size)[:vocab_size]
+        seen += len(chunk)
+        if seen >= max_tokens:
+            break
+    order = np.argsort(-counts, kind="stable")
+    covered = np.cumsum(counts[order]) / max(counts.sum(), 1)
+    return order[: int(np.searchsorted(covered, coverage)) + 1]

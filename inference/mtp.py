@@ -29,6 +29,7 @@ from .rope import Rotary
 NEXTN_REQUIRED = ("eh_proj.weight", "enorm.weight", "hnorm.weight")
 # what a grafted head (`agent mtp graft`) records about the model it was trained on
 BASE_FINGERPRINT_KEY = "mtp_agent.base.fingerprint"
+DRAFT_VOCAB_KEY = "mtp_agent.draft_vocab"  # token ids the head drafts among (the most frequent in its training)
 BASE_SHA256_KEY = "mtp_agent.base.sha256"
 BASE_FILE_KEY = "mtp_agent.base.file"
 
@@ -42,6 +43,17 @@ class MTPHead(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
         self.source = source  # where the weights came from, for messages and stats
+        self.draft_ids: torch.Tensor | None = None  # the tokens the head may draft, when restricted
+
+    def restrict_drafts(self, token_ids: torch.Tensor, output: nn.Module) -> None:
+        """Draft only among these tokens, with an LM head of just their rows: most of a small
+        model's draft step is its LM head, and a draft outside the tokens the base model usually
+        picks is rarely accepted anyway. Verification still decides, so the output is unchanged."""
+        self.draft_ids, self.output = token_ids.to(self.device), output
+
+    def token_id(self, index: int) -> int:
+        """The token of an index into the logits forward returned."""
+        return index if self.draft_ids is None else int(self.draft_ids[index])
 
     def new_cache(self, max_tokens: int, dtype: torch.dtype) -> KVCache:
         return KVCache(1, self.cfg.n_head_kv, self.cfg.head_dim, max_tokens, dtype, self.device)
@@ -195,5 +207,13 @@ def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torc
     if g.has_tensor(f"{p}.nextn.shared_head_head.weight"):
         output = build_linear([g.tensor(f"{p}.nextn.shared_head_head.weight")], None, device, dtype, packed)
     eh_proj = build_linear([g.tensor(f"{p}.nextn.eh_proj.weight")], None, device, dtype, packed)
-    return MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
+    head = MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
                    head_norm, output, model.cfg, device, source)
+    vocab = g.get(DRAFT_VOCAB_KEY)
+    if vocab is not None and output is model.output:
+        ids = torch.tensor(list(vocab), dtype=torch.long)
+        if int(ids.max()) >= model.cfg.vocab_size or int(ids.min()) < 0:
+            raise UnsupportedModelError(f"{g.path.name}: its draft vocabulary names tokens the model does not have")
+        table = trunk.tensor("output.weight") if trunk.has_tensor("output.weight") else trunk.tensor("token_embd.weight")
+        head.restrict_drafts(ids, build_linear([table.reordered(ids)], None, device, dtype, packed))
+    return head

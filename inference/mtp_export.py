@@ -18,7 +18,7 @@ from gguf.quants import quantize
 
 from .gguf_file import GGUFFile
 from .models.llama import LlamaLoader
-from .mtp import BASE_FILE_KEY, BASE_FINGERPRINT_KEY, BASE_SHA256_KEY
+from .mtp import BASE_FILE_KEY, BASE_FINGERPRINT_KEY, BASE_SHA256_KEY, DRAFT_VOCAB_KEY
 from .mtp_train import TrainableHead, block_tensor_names, row_order
 
 Q8_BLOCK = 32
@@ -64,8 +64,9 @@ def _add(writer: GGUFWriter, name: str, tensor: torch.Tensor, quantized: bool) -
 
 
 def write_sidecar(head: TrainableHead, base: GGUFFile, path: Path, quantized: bool = True,
-                  notes: dict[str, str | int | float] | None = None) -> Path:
-    """Write the head to `path` atomically; matrices in Q8_0 when `quantized`, vectors in F32."""
+                  notes: dict[str, str | int | float] | None = None, draft_vocab: list[int] | None = None) -> Path:
+    """Write the head to `path` atomically; matrices in Q8_0 when `quantized`, vectors in F32.
+    `draft_vocab`: the token ids the engine should draft among (all, when None)."""
     arch, cfg = base.architecture, head.cfg
     writer_path = path.with_name(path.name + ".tmp")
     writer = GGUFWriter(str(writer_path), arch)
@@ -80,6 +81,8 @@ def write_sidecar(head: TrainableHead, base: GGUFFile, path: Path, quantized: bo
     writer.add_string(BASE_SHA256_KEY, file_sha256(base.path))
     for key, value in (notes or {}).items():
         _copy_metadata(writer, f"mtp_agent.{key}", value)
+    if draft_vocab:
+        writer.add_array(DRAFT_VOCAB_KEY, sorted(int(t) for t in draft_vocab))
 
     loader = LlamaLoader(base, cfg, torch.device("cpu"), torch.float32, packed=False)
     p = f"blk.{cfg.n_layer}"

@@ -159,7 +159,7 @@ class MTPDrafter:
         for i in range(n):
             ids = torch.tensor([token], dtype=torch.long, device=self.head.device)
             logits, h = self.head(ids, h, start + i, self.cache, logits_for="last")
-            token = int(torch.argmax(logits[-1]))
+            token = self.head.token_id(int(torch.argmax(logits[-1])))
             drafts.append(token)
         self.cache.truncate(start)  # the verify pass rebuilds these rows from the trunk's hidden states
         return drafts

@@ -12,7 +12,7 @@ import torch
 from gguf_builder import TinyModel
 from inference import Engine, SamplingParams, UnsupportedModelError
 from inference import mtp
-from inference.code_corpus import SourceFile, find_sources, split, token_chunks
+from inference.code_corpus import SourceFile, find_sources, frequent_tokens, split, token_chunks
 from inference.gguf_file import GGUFFile
 from inference.mtp_export import write_sidecar
 from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, train_head
@@ -74,15 +74,22 @@ def test_training_lowers_the_loss_and_the_sidecar_serves_identical_output(tmp_pa
     first, last = np.mean([p.loss for p in progress[:5]]), np.mean([p.loss for p in progress[-5:]])
     assert last < 0.7 * first, (first, last)
     assert progress[-1].heldout_acceptance is not None and progress[-1].heldout_acceptance > 0.1
-    sidecar = write_sidecar(head, base.gguf, tmp_path / f"mtp-{path.stem}.gguf")  # Q8_0, found next to the model
-    assert GGUFFile(sidecar).get(mtp.BASE_FINGERPRINT_KEY) == base.gguf.fingerprint()
     prompt = "def add(a, b):\n    return a + b\n\ndef"
     plain = Engine.load(path, spec="off").generate(prompt, sampling=SamplingParams(), max_new_tokens=40)
-    engine = Engine.load(path, spec="mtp", spec_n_max=3)
-    assert engine.mtp_head is not None and engine.mtp_head.source.gguf.path == sidecar
-    drafted = engine.generate(prompt, sampling=SamplingParams(), max_new_tokens=40)
-    assert drafted.token_ids == plain.token_ids
-    assert drafted.stats.speculative["accepted"] > 0
+    choices = [base.teach(c)[1].argmax(-1).numpy() for c in list(token_chunks(corpus[0], Tokenizer.from_gguf(base.gguf).encode, 64, 0))[:8]]
+    vocab = frequent_tokens(iter(choices), base.cfg.vocab_size, 10**6, 0.95)
+    accepted = {}
+    for name, draft_vocab in (("all", None), ("frequent", vocab.tolist())):
+        # Q8_0, found next to the model
+        sidecar = write_sidecar(head, base.gguf, tmp_path / f"mtp-{path.stem}.gguf", draft_vocab=draft_vocab)
+        assert GGUFFile(sidecar).get(mtp.BASE_FINGERPRINT_KEY) == base.gguf.fingerprint()
+        engine = Engine.load(path, spec="mtp", spec_n_max=3)
+        assert engine.mtp_head is not None and engine.mtp_head.source.gguf.path == sidecar
+        assert (engine.mtp_head.draft_ids is None) == (draft_vocab is None)
+        drafted = engine.generate(prompt, sampling=SamplingParams(), max_new_tokens=40)
+        assert drafted.token_ids == plain.token_ids
+        accepted[name] = drafted.stats.speculative["accepted"]
+    assert len(vocab) < base.cfg.vocab_size and accepted["all"] > 0 and accepted["frequent"] > 0
 
 
 def test_a_head_made_for_another_model_is_refused(tmp_path, corpus):
