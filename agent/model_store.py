@@ -154,7 +154,7 @@ def ensure_default_model(show_progress: bool = True) -> Path:
 
 def packaged_head() -> Path | None:
     """The MTP head trained for the default model by `agent mtp graft`, shipped in the package."""
-    head = Path(str(resources.files("agent").joinpath("heads", f"mtp-{Path(DEFAULT_MODEL.filename).stem}.gguf")))
+    head = Path(str(resources.files("agent").joinpath("heads").joinpath(f"mtp-{Path(DEFAULT_MODEL.filename).stem}.gguf")))
     return head if head.is_file() else None
 
 
