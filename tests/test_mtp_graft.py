@@ -65,6 +65,10 @@ def test_the_trained_head_is_the_head_the_engine_runs(tmp_path, arch):
     with torch.inference_mode():
         served, _ = loaded(torch.from_numpy(tokens), hidden_prev, 0, loaded.new_cache(32, torch.float32), logits_for="all")
     torch.testing.assert_close(served, trained, atol=1e-4, rtol=1e-4)
+    prompt = "class Stack:\n    def push(self, x):"
+    plain = Engine.load(base.gguf.path, spec="off").generate(prompt, sampling=SamplingParams(), max_new_tokens=24)
+    drafted = Engine.load(base.gguf.path, spec="mtp", mtp=sidecar).generate(prompt, sampling=SamplingParams(), max_new_tokens=24)
+    assert drafted.token_ids == plain.token_ids and drafted.stats.speculative["drafted"] > 0
 
 
 def test_training_lowers_the_loss_and_the_sidecar_serves_identical_output(tmp_path, corpus):
