@@ -193,6 +193,15 @@ def test_a_hook_over_its_time_budget_lets_the_commit_through(repo):
     assert "longer than its 2 s budget" in done.stderr
 
 
+def test_a_broken_hooks_setting_fails_open_too(repo):
+    repo.configure({}, hooks={"timeout": "soon"})
+    install(repo, "--review")
+    repo.stage("greet.py", GREET_V2)
+    done = repo.git("commit", "-q", GIT_EDITOR=EDITOR_WRITES_A_MESSAGE)
+    assert repo.message() == "written by hand"
+    assert "timeout = 'soon' is not a float" in done.stderr
+
+
 def test_skip_variable_turns_the_hooks_off(repo):
     install(repo, "--review")
     repo.stage("greet.py", "def greet(name):\n    return nme\n")

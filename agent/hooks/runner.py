@@ -40,7 +40,10 @@ class HookSettings:
         for key, value in {**section, **{k: v for k, v in flags.items() if v is not None}}.items():
             if not hasattr(settings, key):
                 raise AgentError(f"unknown setting '{key}' in [hooks]; known: timeout, fail_closed, fail_on, style")
-            setattr(settings, key, type(getattr(cls(), key))(value))
+            try:
+                setattr(settings, key, type(getattr(cls(), key))(value))
+            except (TypeError, ValueError):
+                raise AgentError(f"[hooks] {key} = {value!r} is not a {type(getattr(cls(), key)).__name__}") from None
         if settings.timeout <= 0:
             raise AgentError(f"the hook time budget must be positive (got {settings.timeout:g} s)")
         check_threshold(settings.fail_on)
