@@ -143,3 +143,4 @@ def test_graft_and_eval_commands(tmp_path, capsys):
     assert main(["mtp", "eval", "--model", str(path), "--prompts", "2", "--new-tokens", "16", *corpus_args]) == 0
     table = capsys.readouterr().out
     assert "pos 1" in table and "pos 4" in table and "\nall " in table
+
