@@ -224,6 +224,10 @@ def train_head(base: Base, chunks: Iterator[np.ndarray], heldout: list[np.ndarra
         step = state["step"]
         for _ in range(step):  # the chunks already trained on
             next(chunks)
+    def save() -> None:
+        checkpoint.save(run=run_key, head=head.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                        settings=asdict(settings))
+
     teacher_heldout = [base.teach(c) for c in heldout]
     heldout_acceptance = None
     started, done_at_start, last_save = time.monotonic(), step, time.monotonic()
@@ -249,14 +253,12 @@ def train_head(base: Base, chunks: Iterator[np.ndarray], heldout: list[np.ndarra
             on_progress(Progress(step, steps, step * settings.seq_len, loss.item(), agree, heldout_acceptance, rate,
                                  (steps - step) * settings.seq_len / max(rate, 1e-9)))
             if time.monotonic() - last_save >= settings.checkpoint_seconds or step == steps:
-                checkpoint.save(run=run_key, head=head.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                                settings=asdict(settings))
+                save()
                 last_save = time.monotonic()
             if should_stop(step):
                 raise Interrupted
     except (KeyboardInterrupt, Interrupted):
-        checkpoint.save(run=run_key, head=head.state_dict(), optimizer=optimizer.state_dict(), step=step,
-                        settings=asdict(settings))
+        save()
         raise Interrupted from None
     return head
 

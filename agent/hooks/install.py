@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import AgentError
+from ..tools.files import write_atomic
 from .diff import git
 
 HOOKS = ("prepare-commit-msg", "pre-commit")
@@ -64,18 +64,6 @@ exec "$program" {shlex.join(command[1:] + ["hooks", "run", name, *options])} "$@
 """
 
 
-def _write_executable(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(temporary, 0o755)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def install(root: Path, names: list[str], options: list[str], fail_closed: bool) -> list[str]:
     """Install our hooks `names`; returns one line per hook saying what happened."""
     directory = hooks_dir(root)
@@ -92,7 +80,7 @@ def install(root: Path, names: list[str], options: list[str], fail_closed: bool)
             action = f"installed; the hook that was there runs first (kept as {chained.name})"
         else:
             action = "installed"
-        _write_executable(path, hook_script(name, options, fail_closed))
+        write_atomic(path, hook_script(name, options, fail_closed).encode("utf-8"), mode=0o755)
         report.append(f"{name}: {action} in {directory}")
     return report
 

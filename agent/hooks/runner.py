@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import traceback
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Callable, TextIO, TypeVar
 
 from ..backends.base import Backend
 from ..errors import AgentError
+from ..tools.files import write_atomic
 from .commit_message import write_commit_message
 from .diff import DiffTarget, git, read_changes
 from .review import Review, check_threshold, review_changes
@@ -127,21 +127,10 @@ def write_message_file(path: Path, message: str) -> None:
     """The message on top of what the file held (git's comment lines), replaced atomically."""
     try:
         existing = path.read_text(encoding="utf-8") if path.exists() else ""
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     except OSError as e:
         raise AgentError(f"cannot read the commit message file {path}: {e.strerror}") from e
     text = message.rstrip("\n") + "\n" + ("\n" + existing.lstrip("\n") if existing.strip() else "")
-    fd, temporary = tempfile.mkstemp(prefix=".mtp-agent-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _staged_paths(root: Path) -> list[str]:

@@ -77,13 +77,15 @@ def read_text(ws: Workspace, target: Path, path: str) -> str:
     return text
 
 
-def write_atomic(target: Path, data: bytes) -> None:
+def write_atomic(target: Path, data: bytes, mode: int | None = None) -> None:
     """Write through a temporary file in the same folder, so a crash leaves the old file or the
-    new one, never half of each. Keeps the permission bits of the file it replaces."""
-    try:
-        mode: int | None = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
+    new one, never half of each. Keeps the permission bits of the file it replaces, unless `mode`
+    says what they must be."""
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(target.stat().st_mode)
+        except FileNotFoundError:
+            pass
     temporary = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
     # a new file gets 0o666 less the umask, like any file the user creates
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
