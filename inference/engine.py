@@ -20,7 +20,7 @@ from .gguf_file import GGUFFile
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
-from .speculative import MAX_DRAFT, MODES as SPEC_MODES, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop
+from .speculative import MAX_DRAFT, MODES as SPEC_MODES, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop, StepCosts
 from .tokenizer import Tokenizer
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
@@ -148,6 +148,7 @@ class Engine:
         self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype) if mtp_head is not None else None
         self.ngram_drafter = NgramDrafter()
         self.spec, self.spec_n_max = spec, spec_n_max
+        self.step_costs = StepCosts()  # measured verify and draft costs, which auto's draft lengths weigh
         self.warnings = warnings or []  # things the user should know that did not stop the load
 
     @classmethod
@@ -264,7 +265,7 @@ class Engine:
         if drafters:
             spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0), **self._mtp_sizes())
             loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters=drafters,
-                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec,
+                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec, costs=self.step_costs,
                                    on_prefill=on_prefill)
         else:
             loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, on_prefill=on_prefill)

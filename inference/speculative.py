@@ -12,6 +12,7 @@ reference), prompt lookup (n-grams of the context, for any model), or both.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -216,29 +217,99 @@ class NgramDrafter:
         return []
 
 
+class StepCosts:
+    """What a step costs on this machine, measured as decoding runs: the verify pass by number of
+    rows (model forward + sampling), and a draft token by drafter (moving averages, seconds).
+
+    On a GPU a verify row is almost free; on a CPU, where the kernels are compute-bound, each row
+    costs a sizeable share of a token, and drafting must be right more often to pay off."""
+
+    EXTRA_ROW_GUESS = 0.15  # an unmeasured row count: each row beyond one costs this share of a one-row pass
+
+    def __init__(self, decay: float = 0.9):
+        self.decay = decay
+        self.verify: dict[int, float] = {}
+        self.draft: dict[str, float] = {}
+
+    def _average(self, table: dict, key, seconds: float) -> None:
+        old = table.get(key)
+        table[key] = seconds if old is None else self.decay * old + (1 - self.decay) * seconds
+
+    def observe_verify(self, rows: int, seconds: float) -> None:
+        self._average(self.verify, rows, seconds)
+
+    def observe_draft(self, drafter: str, n_tokens: int, seconds: float) -> None:
+        if n_tokens:
+            self._average(self.draft, drafter, seconds / n_tokens)
+
+    def verify_seconds(self, rows: int) -> float | None:
+        """Measured, or on the line through the nearest measured row counts; None before any."""
+        if rows in self.verify:
+            return self.verify[rows]
+        known = sorted(self.verify)
+        if not known:
+            return None
+        if len(known) == 1:
+            (k, t), = self.verify.items()
+            one = t / (1 + self.EXTRA_ROW_GUESS * (k - 1))
+            return one * (1 + self.EXTRA_ROW_GUESS * (rows - 1))
+        below = [k for k in known if k < rows]
+        above = [k for k in known if k > rows]
+        a, b = (below[-1], above[0]) if below and above else (known[0], known[1]) if not below else (known[-2], known[-1])
+        slope = (self.verify[b] - self.verify[a]) / (b - a)
+        return max(self.verify[a] + slope * (rows - a), 1e-9)
+
+    def step_seconds(self, drafter: str, n: int) -> float | None:
+        verify = self.verify_seconds(n + 1)
+        return None if verify is None else verify + n * self.draft.get(drafter, 0.0)
+
+
 class AdaptiveLength:
     """`auto` mode's draft length. Per draft position, a moving average of how often a draft there
     is accepted given that the ones before it were; the chance that position i is reached and
-    accepted is the product up to i. Positions are drafted while that chance is worth a verify row.
-    A fully accepted draft also counts for the position after it, so a short length can grow again.
-    A drafter that is almost never right is paused, with a one-token probe every `probe_every` steps."""
+    accepted is the product up to i. With measured step costs, the length is the one with the most
+    tokens per second: (1 + expected accepted drafts) / (verify pass + draft steps), 0 when not
+    drafting is fastest; before any measurement, positions are drafted while that chance is at
+    least `keep_above`. A fully accepted draft also counts for the position after it, so a short
+    length can grow again. A drafter that is almost never right (or never worth its cost) is
+    paused, with a one-token probe every `probe_every` steps."""
 
     def __init__(self, n_max: int, keep_above: float = 0.25, decay: float = 0.8, start: float = 0.8,
-                 pause_below: float = 0.1, probe_every: int = 8):
+                 pause_below: float = 0.1, probe_every: int = 8, costs: StepCosts | None = None, name: str = ""):
         self.n_max, self.keep_above, self.decay = n_max, keep_above, decay
         self.pause_below, self.probe_every = pause_below, probe_every
+        self.costs, self.name = costs, name
         self.rate = [start] * n_max  # optimistic, so that every position gets tried
         self.paused_steps = 0
 
+    def _probe(self) -> int:
+        self.paused_steps += 1
+        return 1 if self.paused_steps % self.probe_every == 0 else 0
+
+    def _reach(self) -> list[float]:
+        """reach[i]: the chance that draft position i+1 is reached and accepted."""
+        reach, chance = [], 1.0
+        for rate in self.rate:
+            chance *= rate
+            reach.append(chance)
+        return reach
+
     def length(self) -> int:
         if self.rate[0] < self.pause_below:
-            self.paused_steps += 1
-            return 1 if self.paused_steps % self.probe_every == 0 else 0
-        n, reach = 0, 1.0
-        while n < self.n_max and reach * self.rate[n] >= self.keep_above:
-            reach *= self.rate[n]
-            n += 1
-        return max(n, 1)
+            return self._probe()
+        reach = self._reach()
+        plain = self.costs.step_seconds(self.name, 0) if self.costs else None
+        if plain is None:
+            n = 0
+            while n < self.n_max and reach[n] >= self.keep_above:
+                n += 1
+            return max(n, 1)
+        best, best_rate = 0, 1.0 / plain
+        for n in range(1, self.n_max + 1):
+            rate = (1 + sum(reach[:n])) / self.costs.step_seconds(self.name, n)
+            if rate > best_rate * 1.01:  # a longer draft must be clearly better
+                best, best_rate = n, rate
+        return best if best else self._probe()
 
     def _move(self, i: int, accepted: bool) -> None:
         self.rate[i] = self.decay * self.rate[i] + (1 - self.decay) * float(accepted)
@@ -263,10 +334,11 @@ class SpeculativeLoop(TokenLoop):
     spec: SpecStats = field(default_factory=SpecStats)
     trace: list[tuple[list[int], int]] = field(default_factory=list)  # per verify step: drafts, accepted
     lengths: dict[str, AdaptiveLength] = field(default_factory=dict)  # per drafter, in adaptive mode
+    costs: StepCosts = field(default_factory=StepCosts)  # kept by the engine across generations
 
     def _adaptive(self, drafter: str) -> AdaptiveLength:
         if drafter not in self.lengths:
-            self.lengths[drafter] = AdaptiveLength(self.n_max)
+            self.lengths[drafter] = AdaptiveLength(self.n_max, costs=self.costs, name=drafter)
         return self.lengths[drafter]
 
     def _length(self, drafter: str, budget: int) -> int:
@@ -286,7 +358,9 @@ class SpeculativeLoop(TokenLoop):
                 if looked_up and not fallback[0]:
                     fallback = looked_up[: self._length(drafter.name, budget)], drafter.name
                 continue
+            started = time.perf_counter()
             drafts = drafter.draft(last, self.cache.tokens, self._length(drafter.name, budget))
+            self.costs.observe_draft(drafter.name, len(drafts), time.perf_counter() - started)
             if drafts:
                 return drafts, drafter.name
         return fallback
@@ -304,6 +378,7 @@ class SpeculativeLoop(TokenLoop):
         """Run [last, drafts...] through the model, keep what the samples agree with; returns the
         accepted drafts followed by the model's own next token."""
         cache, position = self.cache, self.cache.length
+        started = time.perf_counter()
         rows = [last] + drafts
         cache.check_room(len(rows))
         ids = torch.tensor(rows, dtype=torch.long, device=self.model.device)
@@ -319,6 +394,7 @@ class SpeculativeLoop(TokenLoop):
                 break
         emitted = history[emitted_from:]
         del history[emitted_from:]
+        self.costs.observe_verify(len(rows), time.perf_counter() - started)
         accepted = len(emitted) - 1
         cache.truncate(position + accepted + 1)  # rejected drafts leave no trace
         for d in self.drafters:

@@ -18,7 +18,7 @@ from inference import Engine
 from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
-from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop
+from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop, StepCosts
 from qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
@@ -273,6 +273,47 @@ def test_adaptive_length_pauses_a_drafter_that_is_never_right_and_probes_it():
     assert plan.count(1) == 3 and plan.count(0) == 9  # a one-token probe every 4th step
     lengths.update(1, 1)  # a probe hit
     assert lengths.length() == 1 and lengths.length() == 1
+
+
+def test_step_costs_fill_unmeasured_row_counts_from_the_measured_ones():
+    costs = StepCosts()
+    assert costs.step_seconds("mtp", 1) is None
+    costs.observe_verify(4, 0.013)
+    assert costs.verify_seconds(1) == pytest.approx(0.013 / 1.45)  # one row count: the guessed share per row
+    costs.observe_verify(2, 0.011)
+    assert costs.verify_seconds(3) == pytest.approx(0.012)
+    assert costs.verify_seconds(1) == pytest.approx(0.010)
+    assert costs.verify_seconds(8) == pytest.approx(0.017)
+    costs.observe_draft("mtp", 2, 0.002)
+    assert costs.step_seconds("mtp", 2) == pytest.approx(0.012 + 2 * 0.001)
+    assert costs.step_seconds("ngram", 2) == pytest.approx(0.012)
+
+
+def _lengths_with(rate: float, extra_row: float, draft: float = 0.0) -> list[int]:
+    """Four steps' draft lengths, given each draft position's acceptance and the costs measured:
+    a verify row beyond the first costs `extra_row` of a token, a draft step `draft` seconds."""
+    costs = StepCosts()
+    for rows in (1, 2):
+        costs.observe_verify(rows, 0.010 * (1 + extra_row * (rows - 1)))
+    costs.observe_draft("mtp", 1, draft)
+    lengths = AdaptiveLength(n_max=4, costs=costs, name="mtp", probe_every=4)
+    lengths.rate = [rate] * 4
+    return [lengths.length() for _ in range(4)]
+
+
+def test_auto_drafts_as_far_as_the_measured_costs_pay_for():
+    assert _lengths_with(0.6, extra_row=0.02) == [4] * 4  # cheap rows (a GPU): draft far
+    assert _lengths_with(0.6, extra_row=0.3) == [1] * 4  # a CPU: a row costs 30% of a token
+    assert _lengths_with(0.4, extra_row=0.3) == [1] * 4  # 1.4 tokens for 1.3 the cost
+    # 1.35 tokens for 1.4 the cost: not worth it, so paused, with a one-token probe every 4th step
+    assert _lengths_with(0.35, extra_row=0.3, draft=0.001) == [0, 0, 0, 1]
+    costs = StepCosts()
+    costs.observe_verify(2, 0.013)  # only two-row passes measured: one row is estimated
+    plan = AdaptiveLength(n_max=3, costs=costs, name="mtp", probe_every=4)
+    plan.rate = [0.12] * 3
+    assert [plan.length() for _ in range(8)] == [0, 0, 0, 1, 0, 0, 0, 1]
+    plan.rate = [0.5] * 3
+    assert plan.length() == 2  # the third row, unmeasured, is guessed at 15% of a token
 
 
 def test_auto_mode_stops_paying_for_a_head_that_is_never_accepted():
