@@ -14,9 +14,11 @@ import numpy as np
 
 from .errors import AgentError
 from .model_store import resolve_model
+from .mtp_answers import AnswerStore, answer_chunks, collect_answers, mixed, requests
 
 EVAL_PROMPT_TOKENS = 128
 DRAFT_VOCAB_SAMPLE = 65_536  # base-model choices counted to choose the draft vocabulary
+DEFAULT_ANSWERS = 600  # about 150,000 tokens: 30 min of generation for the default model on 2 cores
 
 
 def _sources(args: argparse.Namespace):
@@ -58,6 +60,42 @@ class ProgressPrinter:
               f"held-out {heldout}  {p.tokens_per_second:.0f} tok/s  ETA {_duration(p.eta_seconds)}", file=sys.stderr, flush=True)
 
 
+def _answers(args: argparse.Namespace, base_path: Path, train: list, path: Path, seed: int) -> list[list[int]]:
+    """The base model's own answers to requests made from the training files (generated once, kept)."""
+    from inference import Engine, SamplingParams
+
+    store = AnswerStore(path)
+    engine = None
+    started, have = time.monotonic(), len(store.load())
+
+    def generate(request: str) -> list[int]:
+        nonlocal engine
+        if engine is None:  # only when answers are missing
+            engine = Engine.load(base_path, device=args.device, spec="ngram", n_ctx=4096)
+        if engine.chat_template is not None:
+            ids = engine.chat_prompt([{"role": "user", "content": request}])
+        else:  # a base model without a chat template: the request as plain text
+            ids = engine.tokenizer.encode(request + "\n\n", add_special=True)
+        return ids + engine.generate(ids, sampling=SamplingParams(), max_new_tokens=args.answer_tokens).token_ids
+
+    last = [0.0]
+
+    def progress(done: int, total: int, tokens: int) -> None:
+        if time.monotonic() - last[0] < 15 and done != total:
+            return
+        last[0] = time.monotonic()
+        rate = (done - have) / max(time.monotonic() - started, 1e-9)
+        print(f"answers {done}/{total}  {tokens:,} tokens  ETA {_duration((total - done) / max(rate, 1e-9))}",
+              file=sys.stderr, flush=True)
+
+    if have < args.answers:
+        print(f"the base model answers {args.answers - have} coding requests made from the training files "
+              f"(kept in {path})", file=sys.stderr)
+    answers = collect_answers(generate, requests(train, seed), store, args.answers, progress)
+    del engine
+    return answers
+
+
 def cmd_graft(args: argparse.Namespace) -> int:
     from inference.code_corpus import frequent_tokens, token_chunks
     from inference.mtp_export import write_sidecar
@@ -74,16 +112,23 @@ def cmd_graft(args: argparse.Namespace) -> int:
     checkpoint = Checkpoint(out.with_name(out.name + ".ckpt"))
     if args.restart:
         checkpoint.path.unlink(missing_ok=True)
+    init = Path(args.init).expanduser() if args.init else None
+    if init is not None and not init.is_file():
+        raise AgentError(f"--init {init}: no such file (give the .ckpt or the mtp-*.gguf of an earlier run)")
     run_key = {"base": base.gguf.fingerprint(), "seq_len": settings.seq_len, "seed": settings.seed, "lr": settings.lr,
-               "corpus": sorted(str(r) for r in roots)}
+               "corpus": sorted(str(r) for r in roots), "answers": args.answers, "answer_share": args.answer_share,
+               "init": str(init) if init else None}
     n_heldout = max(settings.heldout_tokens // settings.seq_len, 1)
     heldout = [c for c, _ in zip(token_chunks(held_out, encode, settings.seq_len, settings.seed), range(n_heldout))]
     languages = {f.language for f in held_out}
     print(f"grafting an MTP head onto {base_path.name}: {settings.tokens:,} tokens from {len(train):,} files "
           f"({len(held_out):,} held out: {', '.join(sorted(languages))}); checkpoints in {checkpoint.path}", file=sys.stderr)
     chunks = token_chunks(train, encode, settings.seq_len, settings.seed)
+    if args.answers:
+        answers = _answers(args, base_path, train, out.with_name(out.name + ".answers.jsonl"), settings.seed)
+        chunks = mixed(chunks, answer_chunks(answers, settings.seq_len, settings.seed), args.answer_share)
     try:
-        head = train_head(base, chunks, heldout, settings, checkpoint, run_key, ProgressPrinter())
+        head = train_head(base, chunks, heldout, settings, checkpoint, run_key, ProgressPrinter(), init=init)
     except Interrupted:
         print(f"interrupted; the checkpoint is saved: run the same command to resume ({checkpoint.path})", file=sys.stderr)
         return 130
@@ -163,6 +208,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     graft.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     graft.add_argument("--out", metavar="FILE", help="the sidecar to write (default: mtp-<model>.gguf next to the model)")
     graft.add_argument("--restart", action="store_true", help="ignore a checkpoint of an earlier run")
+    graft.add_argument("--init", metavar="FILE", help="start from the head of an earlier run (its .ckpt or mtp-*.gguf) "
+                       "instead of the model's last block")
+    graft.add_argument("--answers", type=int, default=DEFAULT_ANSWERS, metavar="N",
+                       help=f"train also on the model's own answers to N coding requests made from the training files "
+                            f"(default {DEFAULT_ANSWERS}; 0: source files only)")
+    graft.add_argument("--answer-share", type=float, default=0.5, metavar="P",
+                       help="share of the training chunks taken from those answers (default 0.5)")
+    graft.add_argument("--answer-tokens", type=int, default=256, metavar="N", help="longest answer (default 256 tokens)")
     graft.add_argument("--f32", action="store_true", help="write F32 weights instead of Q8_0")
     graft.add_argument("--draft-coverage", type=float, default=0.99, metavar="P",
                        help="draft among the tokens the model picks most often on training text, as many as make up "

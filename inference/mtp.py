@@ -89,7 +89,7 @@ class MTPSource:
         return sum(t.n_bytes for name, t in self.gguf.tensors.items() if name.startswith(self.prefix + "."))
 
 
-def _nextn_prefix(g: GGUFFile) -> str | None:
+def nextn_prefix(g: GGUFFile) -> str | None:
     n_nextn = int(g.arch_get("nextn_predict_layers", 0) or 0)
     if n_nextn < 1:
         return None
@@ -105,7 +105,7 @@ def _check_complete(source: MTPSource, needed: list[str]) -> None:
         )
 
 
-def _check_sidecar_matches(trunk: GGUFFile, sidecar: GGUFFile) -> None:
+def check_sidecar_matches(trunk: GGUFFile, sidecar: GGUFFile) -> None:
     problems = []
     if sidecar.architecture != trunk.architecture:
         problems.append(f"its architecture is {sidecar.architecture}, the model's is {trunk.architecture}")
@@ -131,21 +131,21 @@ def find_source(trunk: GGUFFile, sidecar: Path | None) -> MTPSource | None:
     the model that matches it. None when there is none."""
     if sidecar is not None:
         g = GGUFFile(sidecar)
-        _check_sidecar_matches(trunk, g)
-        prefix = _nextn_prefix(g)
+        check_sidecar_matches(trunk, g)
+        prefix = nextn_prefix(g)
         if prefix is None:
             raise UnsupportedModelError(f"{sidecar} has no MTP block (no {g.architecture}.nextn_predict_layers)")
         return MTPSource(g, prefix)
-    prefix = _nextn_prefix(trunk)
+    prefix = nextn_prefix(trunk)
     if prefix is not None and any(name.startswith(prefix + ".") for name in trunk.tensors):
         return MTPSource(trunk, prefix)  # load_head checks that the block is complete
     for candidate in sorted(trunk.path.parent.glob("mtp-*.gguf")):
         try:
             g = GGUFFile(candidate)
-            _check_sidecar_matches(trunk, g)
+            check_sidecar_matches(trunk, g)
         except UnsupportedModelError:
             continue  # another model's sidecar in the same folder
-        side_prefix = _nextn_prefix(g)
+        side_prefix = nextn_prefix(g)
         if side_prefix is not None:
             return MTPSource(g, side_prefix)
     if prefix is not None:

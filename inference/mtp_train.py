@@ -27,6 +27,7 @@ from .gguf_file import GGUFFile
 from .linear import load_dense
 from .models import load_model
 from .models.llama import LlamaConfig, LlamaLoader, LlamaModel
+from .mtp import check_sidecar_matches, nextn_prefix
 from .rope import Rotary
 
 CHECKPOINT_VERSION = 1
@@ -133,13 +134,39 @@ class Base:
         output = load_dense(g.tensor("output.weight"), torch.device("cpu"), torch.float32) if g.has_tensor("output.weight") else embed
         return cls(g, model.cfg, model, embed, output)
 
+    def _block(self, g: GGUFFile, prefix: str) -> dict[str, torch.Tensor]:
+        loader = LlamaLoader(g, self.cfg, torch.device("cpu"), torch.float32, packed=False)
+        return {key: load_dense(loader.tensor(f"{prefix}.{name}", row_order(loader, key)), torch.device("cpu"), torch.float32)
+                for key, name in block_tensor_names(self.cfg).items()}
+
+    def _vector(self, g: GGUFFile, name: str) -> torch.Tensor:
+        return load_dense(g.tensor(name), torch.device("cpu"), torch.float32)
+
     def initial_head(self) -> TrainableHead:
-        loader = LlamaLoader(self.gguf, self.cfg, torch.device("cpu"), torch.float32, packed=False)
-        last = f"blk.{self.cfg.n_layer - 1}"
-        block = {key: load_dense(loader.tensor(f"{last}.{name}", row_order(loader, key)), torch.device("cpu"), torch.float32)
-                 for key, name in block_tensor_names(self.cfg).items()}
-        output_norm = load_dense(self.gguf.tensor("output_norm.weight"), torch.device("cpu"), torch.float32)
-        return TrainableHead(self.cfg, block, output_norm)
+        """A new head: the base's last block, run once more on the hidden state."""
+        return TrainableHead(self.cfg, self._block(self.gguf, f"blk.{self.cfg.n_layer - 1}"),
+                             self._vector(self.gguf, "output_norm.weight"))
+
+    def head_from(self, path: Path) -> TrainableHead:
+        """The head of an earlier run, to train further: its checkpoint (.ckpt) or the sidecar it wrote."""
+        head = self.initial_head()
+        if path.suffix == ".ckpt":
+            state = Checkpoint(path).load()
+            if state is None or state["run"].get("base") != self.gguf.fingerprint():
+                raise EngineError(f"{path} is not a checkpoint of a head for {self.gguf.path.name}")
+            head.load_state_dict(state["head"])
+            return head
+        g = GGUFFile(path)
+        check_sidecar_matches(self.gguf, g)
+        prefix = nextn_prefix(g)
+        if prefix is None:
+            raise EngineError(f"{path} has no MTP head to start from")
+        with torch.no_grad():
+            for key, value in self._block(g, prefix).items():
+                head.block[key].copy_(value)
+            for name in ("eh_proj", "enorm", "hnorm", "shared_head_norm"):
+                getattr(head, name).copy_(self._vector(g, f"{prefix}.nextn.{name}.weight"))
+        return head
 
     @torch.inference_mode()
     def teach(self, tokens: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,10 +234,11 @@ def _lr(settings: GraftSettings, step: int, steps: int) -> float:
 
 def train_head(base: Base, chunks: Iterator[np.ndarray], heldout: list[np.ndarray], settings: GraftSettings,
                checkpoint: Checkpoint, run_key: dict, on_progress: Callable[[Progress], None],
-               should_stop: Callable[[int], bool] = lambda step: False) -> TrainableHead:
-    """Train until settings.tokens, resuming from the checkpoint when it belongs to this run."""
+               should_stop: Callable[[int], bool] = lambda step: False, init: Path | None = None) -> TrainableHead:
+    """Train until settings.tokens, resuming from the checkpoint when it belongs to this run;
+    a new run starts from the base's last block, or from the head in `init`."""
     torch.manual_seed(settings.seed)
-    head = base.initial_head()
+    head = base.head_from(init) if init is not None else base.initial_head()
     optimizer = torch.optim.AdamW(head.parameters(), lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.0)
     steps = max(settings.tokens // settings.seq_len, 1)
     step = 0

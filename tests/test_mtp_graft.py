@@ -18,6 +18,8 @@ from inference.mtp_export import write_sidecar
 from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, train_head
 from inference.tokenizer import Tokenizer
 
+from agent.mtp_answers import AnswerStore
+
 PROJECT = Path(__file__).resolve().parents[1]
 SETTINGS = GraftSettings(tokens=40 * 64, seq_len=64, lr=3e-3, warmup_steps=5, eval_every=10, heldout_tokens=256)
 
@@ -121,6 +123,25 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, corpus):
         torch.testing.assert_close(resumed.state_dict()[name], value, atol=1e-5, rtol=1e-4)
 
 
+def test_a_new_run_can_start_from_an_earlier_runs_head(tmp_path, corpus):
+    base = Base.load(model(tmp_path))
+    with pytest.raises(Interrupted):
+        train(base, corpus, tmp_path, should_stop=lambda step: step == 3)
+    state = torch.load(tmp_path / "head.ckpt", weights_only=False)["head"]
+    from_checkpoint = base.head_from(tmp_path / "head.ckpt")
+    for name, value in from_checkpoint.state_dict().items():
+        assert torch.equal(value, state[name]), name
+    sidecar = write_sidecar(from_checkpoint, base.gguf, tmp_path / "mtp-tiny.gguf", quantized=False)
+    for name, value in base.head_from(sidecar).state_dict().items():
+        torch.testing.assert_close(value, state[name], msg=name)
+    assert not torch.equal(base.initial_head().eh_proj, from_checkpoint.eh_proj)
+    other = Base.load(model(tmp_path, seed=1))
+    with pytest.raises(UnsupportedModelError, match="trained for tiny-llama-0.gguf"):
+        other.head_from(sidecar)
+    with pytest.raises(Exception, match="not a checkpoint of a head for tiny-llama-1.gguf"):
+        other.head_from(tmp_path / "head.ckpt")
+
+
 def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path, corpus):
     base = Base.load(model(tmp_path))
     with pytest.raises(Interrupted):
@@ -135,11 +156,18 @@ def test_graft_and_eval_commands(tmp_path, capsys):
 
     path = model(tmp_path)
     corpus_args = ["--no-default-corpus", "--corpus", str(PROJECT / "inference"), "--corpus", str(PROJECT / "agent")]
-    assert main(["mtp", "graft", "--model", str(path), "--tokens", "1280", "--seq-len", "64", *corpus_args]) == 0
+    graft = ["mtp", "graft", "--model", str(path), "--tokens", "1280", "--seq-len", "64", "--answers", "3",
+             "--answer-tokens", "12", *corpus_args]
+    assert main(graft) == 0
     out = capsys.readouterr()
-    assert "held-out first-draft acceptance" in out.out and "ETA" in out.err
+    assert "held-out first-draft acceptance" in out.out and "ETA" in out.err and "answers 3/3" in out.err
     sidecar = tmp_path / f"mtp-{path.stem}.gguf"
     assert sidecar.exists() and GGUFFile(sidecar).get("mtp_agent.tokens") == 1280
+    answers = AnswerStore(sidecar.with_name(sidecar.name + ".answers.jsonl")).load()
+    assert len(answers) == 3 and all(len(a["tokens"]) > 12 and a["request"] for a in answers)
+    # a new run (here: further training of the first run's head) uses the answers instead of generating them again
+    assert main([*graft, "--init", str(sidecar), "--restart", "--answers", "2"]) == 0
+    assert "answers" not in capsys.readouterr().err.replace("answers.jsonl", "")
     assert main(["mtp", "eval", "--model", str(path), "--prompts", "2", "--new-tokens", "16", *corpus_args]) == 0
     table = capsys.readouterr().out
     assert "pos 1" in table and "pos 4" in table and "\nall " in table
