@@ -89,7 +89,7 @@ def snippets(path: Path) -> list[Snippet]:
     return c_snippets(text, "C" if path.suffix in (".c", ".h") else "C++")
 
 
-TASKS = ("write_function", "explain", "improve", "test")
+TASKS = ("write_function", "explain", "improve", "test", "trace")
 
 
 def requests(files: Iterable, seed: int) -> Iterator[str]:

@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -72,10 +73,7 @@ def _answers(args: argparse.Namespace, base_path: Path, train: list, path: Path,
         nonlocal engine
         if engine is None:  # only when answers are missing
             engine = Engine.load(base_path, device=args.device, spec="ngram", n_ctx=4096)
-        if engine.chat_template is not None:
-            ids = engine.chat_prompt([{"role": "user", "content": request}])
-        else:  # a base model without a chat template: the request as plain text
-            ids = engine.tokenizer.encode(request + "\n\n", add_special=True)
+        ids = _chat_ids(engine, request)
         return ids + engine.generate(ids, sampling=SamplingParams(), max_new_tokens=args.answer_tokens).token_ids
 
     last = [0.0]
@@ -150,40 +148,53 @@ def cmd_graft(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chat_ids(engine, request: str) -> list[int]:
+    if engine.chat_template is not None:
+        return engine.chat_prompt([{"role": "user", "content": request}])
+    return engine.tokenizer.encode(request + "\n\n", add_special=True)  # a base model without a chat template
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from inference import Engine, SamplingParams
 
     base_path = resolve_model(args.model)
     _, _, held_out = _sources(args)
-    engine = Engine.load(base_path, device=args.device, spec="mtp", spec_n_max=args.draft, mtp=args.mtp, n_ctx=1024)
+    engine = Engine.load(base_path, device=args.device, spec="mtp", spec_n_max=args.draft, mtp=args.mtp, n_ctx=4096)
     rng = random.Random(args.seed or 0)
-    by_language: dict[str, list] = {}
-    for f in held_out:
-        by_language.setdefault(f.language, []).append(f)
-    rows = []
-    totals = np.zeros((2, args.draft), dtype=np.int64)
-    for language, files in sorted(by_language.items()):
-        rng.shuffle(files)
-        counts, prompts = np.zeros((2, args.draft), dtype=np.int64), 0
-        for f in files:
-            if prompts >= args.prompts:
+
+    def accepted_per_position(prompts: Iterator[list[int]]) -> tuple[int, np.ndarray]:
+        counts, n = np.zeros((2, args.draft), dtype=np.int64), 0
+        for ids in prompts:
+            if n >= args.prompts:
                 break
-            ids = engine.tokenizer.encode(f.path.read_text(encoding="utf-8", errors="replace"))
-            if len(ids) < EVAL_PROMPT_TOKENS + args.new_tokens:
-                continue
-            completion = engine.generate(ids[:EVAL_PROMPT_TOKENS], sampling=SamplingParams(), max_new_tokens=args.new_tokens)
+            completion = engine.generate(ids, sampling=SamplingParams(), max_new_tokens=args.new_tokens)
             spec = completion.stats.speculative or {}
             for i, (d, a) in enumerate(zip(spec.get("drafted_at", []), spec.get("accepted_at", []))):
                 if i < args.draft:
                     counts[:, i] += (d, a)
-            prompts += 1
-        totals += counts
-        rows.append((language, prompts, counts))
-    rows.append(("all", sum(r[1] for r in rows), totals))
+            n += 1
+        return n, counts
+
+    def file_prompts(files: list) -> Iterator[list[int]]:
+        for f in files:
+            ids = engine.tokenizer.encode(f.path.read_text(encoding="utf-8", errors="replace"))
+            if len(ids) >= EVAL_PROMPT_TOKENS + args.new_tokens:
+                yield ids[:EVAL_PROMPT_TOKENS]
+
+    by_language: dict[str, list] = {}
+    for f in held_out:
+        by_language.setdefault(f.language, []).append(f)
+    rows = []
+    for language, files in sorted(by_language.items()):
+        rng.shuffle(files)
+        rows.append((language, *accepted_per_position(file_prompts(files))))
+    rows.append(("all", sum(r[1] for r in rows), sum(r[2] for r in rows)))
+    rows.append(("answers", *accepted_per_position(_chat_ids(engine, r) for r in requests(held_out, args.seed or 0))))
     print(f"MTP head {engine.mtp_head.source.description} on {base_path.name}: greedy, drafts of {args.draft}, "
-          f"{EVAL_PROMPT_TOKENS}-token prompts from held-out files, {args.new_tokens} tokens each")
+          f"{args.new_tokens} tokens each after {EVAL_PROMPT_TOKENS}-token prompts from held-out files (and, for "
+          "`answers`, after coding requests made from them)")
     header = "".join(f"   pos {i + 1}" for i in range(args.draft))
-    print(f"{'files':<8}{'prompts':>8}{header}   (share of drafts at each position accepted)")
+    print(f"{'text':<8}{'prompts':>8}{header}   (share of drafts at each position accepted)")
     for language, prompts, counts in rows:
         shares = "".join(f"{100 * a / d:7.1f}%" if d else "       -" for d, a in zip(*counts))
         print(f"{language:<8}{prompts:>8}{shares}")

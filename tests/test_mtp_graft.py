@@ -170,5 +170,5 @@ def test_graft_and_eval_commands(tmp_path, capsys):
     assert "answers" not in capsys.readouterr().err.replace("answers.jsonl", "")
     assert main(["mtp", "eval", "--model", str(path), "--prompts", "2", "--new-tokens", "16", *corpus_args]) == 0
     table = capsys.readouterr().out
-    assert "pos 1" in table and "pos 4" in table and "\nall " in table
+    assert "pos 1" in table and "pos 4" in table and "\nall " in table and "\nanswers " in table
 
