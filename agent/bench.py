@@ -119,10 +119,18 @@ class SpecTaskResult:
     tokens_per_forward: float
     acceptance_per_position: list[float]
     identical: bool  # the speculative output equals plain decoding (greedy)
+    # --spec auto with an MTP head: the same mode without the head (prompt lookup alone), for comparison
+    without_head_tokens_per_second: float | None = None
 
     @property
     def speedup(self) -> float:
         return self.spec_tokens_per_second / self.plain_tokens_per_second if self.plain_tokens_per_second else 0.0
+
+    @property
+    def without_head_speedup(self) -> float | None:
+        if self.without_head_tokens_per_second is None or not self.plain_tokens_per_second:
+            return None
+        return self.without_head_tokens_per_second / self.plain_tokens_per_second
 
     @property
     def acceptance(self) -> float:
@@ -149,6 +157,8 @@ class SpecBenchResult:
         out = asdict(self)
         for task, row in zip(self.tasks, out["tasks"]):
             row.update(speedup=round(task.speedup, 3), acceptance=round(task.acceptance, 4))
+            if task.without_head_speedup is not None:
+                row.update(without_head_speedup=round(task.without_head_speedup, 3))
         return out
 
 
@@ -159,16 +169,24 @@ def _task_prompt(engine: Engine, task: str) -> list[int]:
     return engine.tokenizer.encode(text, add_special=True)
 
 
-def _timed(engine: Engine, spec: str, ids: list[int], max_new_tokens: int):
+def _timed(engine: Engine, spec: str, ids: list[int], max_new_tokens: int, head: bool = True):
     engine.spec = spec
     engine.reset()  # no prefix reuse: both settings do the same work
-    return engine.generate(ids, max_new_tokens=max_new_tokens)
+    if head:
+        return engine.generate(ids, max_new_tokens=max_new_tokens)
+    held = engine.mtp_head, engine.mtp_drafter
+    engine.mtp_head = engine.mtp_drafter = None
+    try:
+        return engine.generate(ids, max_new_tokens=max_new_tokens)
+    finally:
+        engine.mtp_head, engine.mtp_drafter = held
 
 
 def run_spec_bench(engine: Engine, model_path: Path, mode: str, decode_tokens: int = 128, runs: int = 3,
                    prefill_tokens: int = 512, tasks: tuple[str, ...] = SPEC_TASKS) -> SpecBenchResult:
     """Each task's answer generated greedily without and with speculation, alternating, after one
-    warm-up of each; plus prefill speed with the MTP head catching up and without it."""
+    warm-up of each (with --spec auto and an MTP head, also auto without the head, to show what the
+    head adds); plus prefill speed with the MTP head catching up and without it."""
     if runs < 1:
         raise AgentError("--runs must be at least 1")
     if mode == "off":
@@ -179,20 +197,26 @@ def run_spec_bench(engine: Engine, model_path: Path, mode: str, decode_tokens: i
     try:
         for task in tasks:
             ids = _task_prompt(engine, task)
-            plain, fast = [], []
+            plain, fast, headless = [], [], []
+            compare_headless = mode == "auto" and engine.mtp_head is not None
+            identical = True
             for i in range(runs + 1):
                 base = _timed(engine, "off", ids, decode_tokens)
                 spec = _timed(engine, mode, ids, decode_tokens)
+                lookup = _timed(engine, mode, ids, decode_tokens, head=False) if compare_headless else None
+                identical &= spec.token_ids == base.token_ids and (lookup is None or lookup.token_ids == base.token_ids)
                 if i:
                     plain.append(base.stats.decode_tokens_per_second)
                     fast.append(spec.stats.decode_tokens_per_second)
+                    if lookup is not None:
+                        headless.append(lookup.stats.decode_tokens_per_second)
             spec_stats = spec.stats.speculative or {}
             rows.append(SpecTaskResult(
                 task=task, tokens=len(spec.token_ids), plain_tokens_per_second=round(statistics.median(plain), 2),
                 spec_tokens_per_second=round(statistics.median(fast), 2), drafted=spec_stats.get("drafted", 0),
                 accepted=spec_stats.get("accepted", 0), tokens_per_forward=spec_stats.get("tokens_per_forward", 1.0),
-                acceptance_per_position=spec_stats.get("acceptance_per_position", []),
-                identical=spec.token_ids == base.token_ids))
+                acceptance_per_position=spec_stats.get("acceptance_per_position", []), identical=identical,
+                without_head_tokens_per_second=round(statistics.median(headless), 2) if headless else None))
         prefill_ids = bench_prompt_ids(engine, load_prompt("bench/code_python.txt"), prefill_tokens)
         prefill_plain, prefill_mtp = [], []
         for i in range(runs + 1):
@@ -216,10 +240,16 @@ def format_spec_bench(r: SpecBenchResult) -> str:
     lines = [f"model {r.model} on {r.device}; --spec {r.mode}, drafts of up to {r.draft_n_max}; medians of {r.runs} runs",
              f"{'task':<14} {'tokens':>6} {'plain tok/s':>11} {'spec tok/s':>10} {'speedup':>7} {'accepted':>9} "
              f"{'rate':>5} {'tok/fwd':>7}  same output"]
+    headless = any(t.without_head_speedup is not None for t in r.tasks)
+    if headless:
+        lines[1] += "   without the head"
     for t in r.tasks:
-        lines.append(f"{t.task:<14} {t.tokens:>6} {t.plain_tokens_per_second:>11.1f} {t.spec_tokens_per_second:>10.1f} "
-                     f"{t.speedup:>6.2f}x {f'{t.accepted}/{t.drafted}':>9} {100 * t.acceptance:>4.0f}% "
-                     f"{t.tokens_per_forward:>7.2f}  {'yes' if t.identical else 'NO'}")
+        line = (f"{t.task:<14} {t.tokens:>6} {t.plain_tokens_per_second:>11.1f} {t.spec_tokens_per_second:>10.1f} "
+                f"{t.speedup:>6.2f}x {f'{t.accepted}/{t.drafted}':>9} {100 * t.acceptance:>4.0f}% "
+                f"{t.tokens_per_forward:>7.2f}  {'yes' if t.identical else 'NO':<11}")
+        if t.without_head_speedup is not None:
+            line += f"   {t.without_head_tokens_per_second:.1f} tok/s, {t.without_head_speedup:.2f}x"
+        lines.append(line.rstrip())
     if r.prefill_mtp_tokens_per_second is None:
         lines.append(f"prefill ({r.prefill_tokens} tokens): {r.prefill_plain_tokens_per_second:.1f} tok/s; "
                      "no MTP head, so nothing extra runs during prefill")

@@ -63,6 +63,17 @@ def test_bench_spec_table_with_an_mtp_head(capsys):
     assert " NO" not in out  # every task's output equals plain decoding
 
 
+def test_bench_auto_shows_what_the_head_adds(capsys):
+    assert main(["bench", "--model", str(MTPFIT), "--spec", "auto", "--decode", "12", "--runs", "1", "--prefill", "32",
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert all(t["identical"] and t["without_head_tokens_per_second"] > 0 and t["without_head_speedup"] > 0
+               for t in r["tasks"])
+    assert main(["bench", "--model", str(MTPFIT), "--spec", "auto", "--decode", "8", "--runs", "1", "--prefill", "32"]) == 0
+    table = capsys.readouterr().out
+    assert "without the head" in table.splitlines()[1] and table.count(" tok/s, ") == 4  # "<tok/s> tok/s, <speedup>x" per task
+
+
 def test_bench_spec_json_with_prompt_lookup(tiny_llama: Path, capsys):
     assert main(["bench", "--model", str(tiny_llama), "--ctx", "2048", "--spec", "ngram", "--decode", "12", "--runs", "1",
                  "--prefill", "32", "--json"]) == 0
