@@ -121,12 +121,14 @@ def cmd_graft(args: argparse.Namespace) -> int:
     languages = {f.language for f in held_out}
     print(f"grafting an MTP head onto {base_path.name}: {settings.tokens:,} tokens from {len(train):,} files "
           f"({len(held_out):,} held out: {', '.join(sorted(languages))}); checkpoints in {checkpoint.path}", file=sys.stderr)
-    chunks = token_chunks(train, encode, settings.seq_len, settings.seed)
-    if args.answers:
-        answers = _answers(args, base_path, train, out.with_name(out.name + ".answers.jsonl"), settings.seed)
-        chunks = mixed(chunks, answer_chunks(answers, settings.seq_len, settings.seed), args.answer_share)
+    answers = _answers(args, base_path, train, out.with_name(out.name + ".answers.jsonl"), settings.seed) if args.answers else []
+
+    def training_chunks() -> Iterator[np.ndarray]:
+        code = token_chunks(train, encode, settings.seq_len, settings.seed)
+        return mixed(code, answer_chunks(answers, settings.seq_len, settings.seed), args.answer_share) if answers else code
+
     try:
-        head = train_head(base, chunks, heldout, settings, checkpoint, run_key, ProgressPrinter(), init=init)
+        head = train_head(base, training_chunks(), heldout, settings, checkpoint, run_key, ProgressPrinter(), init=init)
     except Interrupted:
         print(f"interrupted; the checkpoint is saved: run the same command to resume ({checkpoint.path})", file=sys.stderr)
         return 130
@@ -135,12 +137,13 @@ def cmd_graft(args: argparse.Namespace) -> int:
     vocab, covered = None, 1.0
     if args.draft_coverage < 1.0:
         # what the base model itself picks on training text (its choices, not the text, are what drafts must hit)
-        choices_on_train = (base.teach(c)[1].argmax(-1).numpy() for c in token_chunks(train, encode, settings.seq_len, settings.seed))
+        choices_on_train = (base.teach(c)[1].argmax(-1).numpy() for c in training_chunks())
         vocab = frequent_tokens(choices_on_train, base.cfg.vocab_size, DRAFT_VOCAB_SAMPLE, args.draft_coverage)
         choices = np.concatenate([t.argmax(-1).numpy() for _, t in teacher])
         covered = float(np.isin(choices, vocab).mean())
     write_sidecar(head, base.gguf, out, quantized=not args.f32, draft_vocab=None if vocab is None else vocab.tolist(),
-                  notes={"tokens": settings.tokens, "heldout_acceptance": round(acceptance, 4), "seq_len": settings.seq_len})
+                  notes={"tokens": settings.tokens, "heldout_acceptance": round(acceptance, 4), "seq_len": settings.seq_len,
+                         "answers": len(answers)})
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB): held-out first-draft acceptance {100 * acceptance:.1f}% "
           f"on {len(heldout) * settings.seq_len:,} tokens"
           + (f"; drafts among {len(vocab):,} of {base.cfg.vocab_size:,} tokens, which hold {100 * covered:.1f}% of the "
