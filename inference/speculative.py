@@ -139,29 +139,37 @@ class MTPDrafter:
         if self.observed - self.cache.length >= self.FLUSH_ROWS:
             self.flush()
 
-    @torch.inference_mode()
-    def flush(self) -> None:
-        if not self.queued:
-            return
+    def _run_queued(self, extra_token: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the queued rows through the head (they stay in its cache), followed by the row
+        (extra_token, last hidden) when given; returns the last row's logits and hidden state."""
         tokens = [t for chunk, _, _ in self.queued for t in chunk]
-        paired = torch.cat([h for _, _, h in self.queued])
-        ids = torch.tensor(tokens, dtype=torch.long, device=self.head.device)
-        self.head(ids, paired, self.queued[0][1], self.cache, logits_for="last")
+        hidden = [h for _, _, h in self.queued]
+        start = self.queued[0][1] if self.queued else self.cache.length
+        if extra_token is not None:
+            hidden.append(self.last_h)
+        ids = torch.tensor(tokens + ([] if extra_token is None else [extra_token]), dtype=torch.long,
+                           device=self.head.device)
+        logits, out = self.head(ids, torch.cat(hidden), start, self.cache, logits_for="last")
         self.cache.tokens.extend(tokens)
         self.queued = []
+        return logits, out[-1:]
+
+    @torch.inference_mode()
+    def flush(self) -> None:
+        if self.queued:
+            self._run_queued()
 
     @torch.inference_mode()
     def draft(self, last: int, context: list[int], n: int) -> list[int]:
         if n <= 0:
             return []
-        self.flush()
-        start, h = len(context), self.last_h
-        token, drafts = last, []
-        for i in range(n):
-            ids = torch.tensor([token], dtype=torch.long, device=self.head.device)
+        start = len(context)
+        logits, h = self._run_queued(last)  # catching up and the first draft step in one pass
+        drafts = [self.head.token_id(int(torch.argmax(logits[-1])))]
+        for i in range(1, n):
+            ids = torch.tensor([drafts[-1]], dtype=torch.long, device=self.head.device)
             logits, h = self.head(ids, h, start + i, self.cache, logits_for="last")
-            token = self.head.token_id(int(torch.argmax(logits[-1])))
-            drafts.append(token)
+            drafts.append(self.head.token_id(int(torch.argmax(logits[-1]))))
         self.cache.truncate(start)  # the verify pass rebuilds these rows from the trunk's hidden states
         return drafts
 
