@@ -354,7 +354,8 @@ class SpeculativeLoop(TokenLoop):
 
     def _draft(self, last: int, budget: int) -> tuple[list[int], str]:
         """The first drafter with a proposal wins, except that a weak n-gram match yields to the
-        drafters after it, and a strong one (an agent re-emitting a file) may run past n_max."""
+        drafters after it (in `auto`: when their drafts have been accepted more often), and a strong
+        one (an agent re-emitting a file) may run past n_max."""
         if budget <= 0:
             return [], "none"
         fallback: tuple[list[int], str] = ([], "none")
@@ -366,6 +367,8 @@ class SpeculativeLoop(TokenLoop):
                 if looked_up and not fallback[0]:
                     fallback = looked_up[: self._length(drafter.name, budget)], drafter.name
                 continue
+            if fallback[0] and self.adaptive and self._adaptive(fallback[1]).rate[0] >= self._adaptive(drafter.name).rate[0]:
+                return fallback  # a lookup as likely to be right as this drafter's guess, and free to make
             started = time.perf_counter()
             drafts = drafter.draft(last, self.cache.tokens, self._length(drafter.name, budget))
             self.costs.observe_draft(drafter.name, len(drafts), time.perf_counter() - started)
