@@ -25,6 +25,7 @@ from .mtp import MTPHead
 MODES = ("auto", "mtp", "ngram", "off")
 MAX_DRAFT = 7  # a verify batch of up to 8 rows stays on the same kernels as a single-token step
 STRONG_MATCH = 3  # n-gram length from which prompt lookup is trusted over the MTP head
+STRONG_LOOKUP = "ngram:strong"  # the adaptive length of strong lookup matches, kept apart from weak ones
 
 
 @dataclass
@@ -344,28 +345,35 @@ class SpeculativeLoop(TokenLoop):
     lengths: dict[str, AdaptiveLength] = field(default_factory=dict)  # per drafter, in adaptive mode
     costs: StepCosts = field(default_factory=StepCosts)  # kept by the engine across generations
 
-    def _adaptive(self, drafter: str) -> AdaptiveLength:
-        if drafter not in self.lengths:
-            self.lengths[drafter] = AdaptiveLength(self.n_max, costs=self.costs, name=drafter)
-        return self.lengths[drafter]
+    def _adaptive(self, key: str) -> AdaptiveLength:
+        if key not in self.lengths:
+            n_max = MAX_DRAFT if key == STRONG_LOOKUP else self.n_max
+            self.lengths[key] = AdaptiveLength(n_max, costs=self.costs, name=key)
+        return self.lengths[key]
 
     def _length(self, drafter: str, budget: int) -> int:
         return min(self._adaptive(drafter).length() if self.adaptive else self.n_max, budget)
 
-    def _draft(self, last: int, budget: int) -> tuple[list[int], str]:
-        """The first drafter with a proposal wins, except that a weak n-gram match yields to the
-        drafters after it (in `auto`: when their drafts have been accepted more often), and a strong
-        one (an agent re-emitting a file) may run past n_max."""
+    def _draft(self, last: int, budget: int) -> tuple[list[int], str, str]:
+        """(drafts, drafter, the key of its adaptive length). The first drafter with a proposal
+        wins, except that a weak n-gram match yields to the drafters after it (in `auto`: when
+        their drafts have been accepted more often), and a strong one (an agent re-emitting a file)
+        may run past n_max — in `auto`, as far as its own record and the measured costs justify."""
         if budget <= 0:
-            return [], "none"
-        fallback: tuple[list[int], str] = ([], "none")
+            return [], "none", "none"
+        fallback: tuple[list[int], str, str] = ([], "none", "none")
         for drafter in self.drafters:
             if isinstance(drafter, NgramDrafter):
                 looked_up = drafter.draft(last, self.cache.tokens, min(MAX_DRAFT, budget))
                 if looked_up and drafter.last_match >= STRONG_MATCH:
-                    return looked_up, drafter.name
+                    if not self.adaptive:
+                        return looked_up, drafter.name, drafter.name
+                    n = self._adaptive(STRONG_LOOKUP).length()
+                    if n:
+                        return looked_up[:n], drafter.name, STRONG_LOOKUP
+                    continue  # strong matches have not been paying off lately: no lookup this step
                 if looked_up and not fallback[0]:
-                    fallback = looked_up[: self._length(drafter.name, budget)], drafter.name
+                    fallback = looked_up[: self._length(drafter.name, budget)], drafter.name, drafter.name
                 continue
             if fallback[0] and self.adaptive and self._adaptive(fallback[1]).rate[0] >= self._adaptive(drafter.name).rate[0]:
                 return fallback  # a lookup as likely to be right as this drafter's guess, and free to make
@@ -373,7 +381,7 @@ class SpeculativeLoop(TokenLoop):
             drafts = drafter.draft(last, self.cache.tokens, self._length(drafter.name, budget))
             self.costs.observe_draft(drafter.name, len(drafts), time.perf_counter() - started)
             if drafts:
-                return drafts, drafter.name
+                return drafts, drafter.name, drafter.name
         return fallback
 
     def observers(self) -> list[Drafter]:
@@ -381,11 +389,11 @@ class SpeculativeLoop(TokenLoop):
 
     def next_tokens(self, last: int, history: list[int]) -> list[int]:
         remaining = self.max_new_tokens - self.stats.generated_tokens
-        drafts, drafter = self._draft(last, remaining - 1)
-        return self._verify(last, drafts, drafter, history)
+        drafts, drafter, length_key = self._draft(last, remaining - 1)
+        return self._verify(last, drafts, drafter, history, length_key)
 
     @torch.inference_mode()
-    def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int]) -> list[int]:
+    def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int], length_key: str = "") -> list[int]:
         """Run [last, drafts...] through the model, keep what the samples agree with; returns the
         accepted drafts followed by the model's own next token."""
         cache, position = self.cache, self.cache.length
@@ -413,7 +421,7 @@ class SpeculativeLoop(TokenLoop):
         if drafts:
             self.spec.record(len(drafts), accepted, drafter)
             if self.adaptive:
-                self._adaptive(drafter).update(len(drafts), accepted)
+                self._adaptive(length_key or drafter).update(len(drafts), accepted)
         else:
             self.spec.verify_steps += 1
         self.trace.append((list(drafts), accepted))

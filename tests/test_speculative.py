@@ -18,7 +18,8 @@ from inference import Engine
 from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
-from inference.speculative import AdaptiveLength, NgramDrafter, SpeculativeLoop, StepCosts
+from inference.kv_cache import KVCache
+from inference.speculative import MAX_DRAFT, STRONG_LOOKUP, AdaptiveLength, NgramDrafter, SpeculativeLoop, StepCosts
 from qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
@@ -314,6 +315,24 @@ def test_auto_drafts_as_far_as_the_measured_costs_pay_for():
     assert [plan.length() for _ in range(8)] == [0, 0, 0, 1, 0, 0, 0, 1]
     plan.rate = [0.5] * 3
     assert plan.length() == 2  # the third row, unmeasured, is guessed at 15% of a token
+
+
+def test_auto_cuts_strong_lookup_drafts_that_stop_paying_off():
+    """A strong n-gram match drafts past n_max; in `auto` only as far as its record and the
+    measured costs justify, and not at all (bar probes) once such drafts keep failing."""
+    cache = KVCache(1, 1, 4, 64, torch.float32, torch.device("cpu"))
+    cache.tokens = list(range(1, 11)) * 3 + [1, 2, 3]  # `4` next: a strong match, 7 tokens to copy
+    loop = SpeculativeLoop(None, cache, [], None, 100, frozenset(), drafters=[NgramDrafter()], adaptive=True)
+    for rows in range(1, 9):
+        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
+    drafts, drafter, key = loop._draft(4, 50)
+    assert drafter == "ngram" and key == STRONG_LOOKUP and drafts == [5, 6, 7, 8, 9, 10][: len(drafts)]
+    assert 2 <= len(drafts) < MAX_DRAFT  # at the optimistic start (80% per position), 7 rows cost more than they give
+    for _ in range(20):
+        loop._adaptive(key).update(len(drafts), 0)
+    assert [len(loop._draft(4, 50)[0]) for _ in range(8)] == [0] * 7 + [1]  # paused, with a probe
+    loop.adaptive = False  # --spec ngram: the whole match
+    assert loop._draft(4, 50)[0] == [5, 6, 7, 8, 9, 10, 1]
 
 
 def test_auto_mode_stops_paying_for_a_head_that_is_never_accepted():
