@@ -9,6 +9,7 @@ next to the checkpoint, one line per answer, so an interrupted run does not gene
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import random
 import re
@@ -137,6 +138,7 @@ def collect_answers(generate: Callable[[str], list[int]], requests: Iterator[str
     (the chat prompt followed by the answer), stored as they come."""
     rows = store.load()[:count]
     asked = {row["request"] for row in rows}
+    tokens = sum(len(row["tokens"]) for row in rows)
     for request in requests:
         if len(rows) >= count:
             break
@@ -146,7 +148,8 @@ def collect_answers(generate: Callable[[str], list[int]], requests: Iterator[str
         store.add(row)
         rows.append(row)
         asked.add(request)
-        on_progress(len(rows), count, sum(len(r["tokens"]) for r in rows))
+        tokens += len(row["tokens"])
+        on_progress(len(rows), count, tokens)
     return [row["tokens"] for row in rows]
 
 
@@ -167,7 +170,7 @@ def answer_chunks(answers: list[list[int]], seq_len: int, seed: int) -> Iterator
 def mixed(code: Iterator[np.ndarray], answers: Iterator[np.ndarray], answer_share: float) -> Iterator[np.ndarray]:
     """Code chunks with answer chunks among them, answer_share of the whole, evenly spread."""
     taken = 0.0
-    for step in range(1 << 62):
+    for step in itertools.count():
         if answer_share > 0 and taken < answer_share * (step + 1):
             taken += 1
             chunk = next(answers, None)

@@ -264,7 +264,12 @@ class StepCosts:
             return one * (1 + self.EXTRA_ROW_GUESS * (rows - 1))
         below = [k for k in known if k < rows]
         above = [k for k in known if k > rows]
-        a, b = (below[-1], above[0]) if below and above else (known[0], known[1]) if not below else (known[-2], known[-1])
+        if below and above:  # between two measured counts
+            a, b = below[-1], above[0]
+        elif below:  # past the largest: the line through the last two
+            a, b = known[-2], known[-1]
+        else:  # under the smallest: the line through the first two
+            a, b = known[0], known[1]
         slope = (self.verify[b] - self.verify[a]) / (b - a)
         return max(self.verify[a] + slope * (rows - a), 1e-9)
 
@@ -393,7 +398,7 @@ class SpeculativeLoop(TokenLoop):
         return self._verify(last, drafts, drafter, history, length_key)
 
     @torch.inference_mode()
-    def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int], length_key: str = "") -> list[int]:
+    def _verify(self, last: int, drafts: list[int], drafter: str, history: list[int], length_key: str) -> list[int]:
         """Run [last, drafts...] through the model, keep what the samples agree with; returns the
         accepted drafts followed by the model's own next token."""
         cache, position = self.cache, self.cache.length
@@ -421,7 +426,7 @@ class SpeculativeLoop(TokenLoop):
         if drafts:
             self.spec.record(len(drafts), accepted, drafter)
             if self.adaptive:
-                self._adaptive(length_key or drafter).update(len(drafts), accepted)
+                self._adaptive(length_key).update(len(drafts), accepted)
         else:
             self.spec.verify_steps += 1
         self.trace.append((list(drafts), accepted))
