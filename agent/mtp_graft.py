@@ -9,7 +9,8 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from itertools import islice
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .model_store import resolve_model
 from .mtp_answers import AnswerStore, answer_chunks, collect_answers, mixed, requests
 
 EVAL_PROMPT_TOKENS = 128
+TEACHER_FORCED_TOKENS = 512  # per held-out chunk in `agent mtp eval`'s teacher-forced column
 DRAFT_VOCAB_SAMPLE = 65_536  # base-model choices counted to choose the draft vocabulary
 DEFAULT_ANSWERS = 600  # with their requests ~230,000 tokens: 27 min of generation for the default model on 2 cores
 
@@ -158,13 +160,35 @@ def _chat_ids(engine, request: str) -> list[int]:
     return engine.tokenizer.encode(request + "\n\n", add_special=True)  # a base model without a chat template
 
 
+def _teacher_forced_scorer(engine, base_path: Path, chunks: int, seed: int) -> Callable[[list], float] | None:
+    """files -> first-draft acceptance at every position of `chunks` held-out chunks of them,
+    teacher-forced (what `agent mtp graft` estimates), for a grafted head; None for a model's own
+    MTP block, which the trainer does not load."""
+    from inference.code_corpus import token_chunks
+    from inference.mtp_train import Base, agreement
+
+    source = engine.mtp_head.source.gguf.path
+    if source.resolve() == base_path.resolve():
+        return None
+    base = Base.load(base_path)
+    head = base.head_from(source)
+
+    def score(files: list) -> float:
+        texts = islice(token_chunks(files, engine.tokenizer.encode, TEACHER_FORCED_TOKENS, seed), chunks)
+        return float(np.mean([agreement(head, base, t, engine.mtp_head.draft_ids) for t in texts] or [np.nan]))
+    return score
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from inference import Engine, SamplingParams
 
     base_path = resolve_model(args.model)
     _, _, held_out = _sources(args)
     engine = Engine.load(base_path, device=args.device, spec="mtp", spec_n_max=args.draft, mtp=args.mtp, n_ctx=4096)
+    if engine.mtp_head is None:
+        raise AgentError(f"{base_path.name} has no MTP head: train one with `agent mtp graft`, or give --mtp FILE")
     rng = random.Random(args.seed or 0)
+    teacher_forced = _teacher_forced_scorer(engine, base_path, args.prompts, args.seed or 0)
 
     def accepted_per_position(prompts: Iterator[list[int]]) -> tuple[int, np.ndarray]:
         counts, n = np.zeros((2, args.draft), dtype=np.int64), 0
@@ -188,19 +212,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     by_language: dict[str, list] = {}
     for f in held_out:
         by_language.setdefault(f.language, []).append(f)
-    rows = []
+    rows, forced = [], {}
     for language, files in sorted(by_language.items()):
         rng.shuffle(files)
         rows.append((language, *accepted_per_position(file_prompts(files))))
+        if teacher_forced is not None:
+            forced[language] = teacher_forced(files)
     rows.append(("all", sum(r[1] for r in rows), sum(r[2] for r in rows)))
+    if forced:
+        forced["all"] = float(np.nanmean(list(forced.values())))
     rows.append(("answers", *accepted_per_position(_chat_ids(engine, r) for r in requests(held_out, args.seed or 0))))
     print(f"MTP head {engine.mtp_head.source.description} on {base_path.name}: greedy, drafts of {args.draft}, "
           f"{args.new_tokens} tokens each after {EVAL_PROMPT_TOKENS}-token prompts from held-out files (and, for "
-          "`answers`, after coding requests made from them)")
-    header = "".join(f"   pos {i + 1}" for i in range(args.draft))
-    print(f"{'text':<8}{'prompts':>8}{header}   (share of drafts at each position accepted)")
+          "`answers`, after coding requests made from them): the share of drafts at each position accepted"
+          + ("; `forced`: first-draft acceptance at every position of "
+             f"{args.prompts} held-out {TEACHER_FORCED_TOKENS}-token chunks per language, teacher-forced" if forced else ""))
+    header = "".join(f"   pos {i + 1}" for i in range(args.draft)) + ("  forced" if forced else "")
+    print(f"{'text':<8}{'prompts':>8}{header}")
     for language, prompts, counts in rows:
         shares = "".join(f"{100 * a / d:7.1f}%" if d else "       -" for d, a in zip(*counts))
+        if forced:
+            share = forced.get(language, np.nan)
+            shares += f"{100 * share:7.1f}%" if not np.isnan(share) else "       -"
         print(f"{language:<8}{prompts:>8}{shares}")
     return 0
 

@@ -177,13 +177,17 @@ class Base:
         return hidden.clone(), F.log_softmax(logits, dim=-1)
 
 
+def head_logits(head: TrainableHead, base: Base, tokens: np.ndarray, hidden: torch.Tensor) -> torch.Tensor:
+    """The head's first-draft logits at every row, teacher-forced on the base's hidden states."""
+    hidden_prev = torch.cat([torch.zeros(1, hidden.shape[1]), hidden[:-1]])  # row 0 pairs with zeros, as at inference
+    return head(torch.from_numpy(tokens), hidden_prev, base.embed) @ base.output.t()
+
+
 def head_loss(head: TrainableHead, base: Base, tokens: np.ndarray, hidden: torch.Tensor,
               teacher: torch.Tensor) -> tuple[torch.Tensor, float]:
     """KL(teacher || head) over the rows, and the share of rows whose argmax agrees (what greedy
     verification accepts at the first draft position)."""
-    ids = torch.from_numpy(tokens)
-    hidden_prev = torch.cat([torch.zeros(1, hidden.shape[1]), hidden[:-1]])  # row 0 pairs with zeros, as at inference
-    logits = head(ids, hidden_prev, base.embed) @ base.output.t()
+    logits = head_logits(head, base, tokens, hidden)
     student = F.log_softmax(logits, dim=-1)
     loss = F.kl_div(student, teacher, log_target=True, reduction="batchmean")
     agree = (logits.argmax(-1) == teacher.argmax(-1)).float().mean().item()
@@ -292,6 +296,16 @@ def train_head(base: Base, chunks: Iterator[np.ndarray], heldout: list[np.ndarra
 
 
 @torch.no_grad()
+@torch.no_grad()
+def agreement(head: TrainableHead, base: Base, tokens: np.ndarray, draft_ids: torch.Tensor | None = None) -> float:
+    """Teacher-forced first-position acceptance on a text: the share of its positions where the
+    head's first draft (among draft_ids, when the head drafts among those) is the base's choice."""
+    hidden, teacher = base.teach(tokens)
+    logits = head_logits(head, base, tokens, hidden)
+    picks = logits.argmax(-1) if draft_ids is None else draft_ids[logits[:, draft_ids].argmax(-1)]
+    return (picks == teacher.argmax(-1)).float().mean().item()
+
+
 def evaluate(head: TrainableHead, base: Base, chunks: list[np.ndarray], teacher: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """First-position acceptance on held-out chunks: how often the head's argmax is the base's."""
     agree = [head_loss(head, base, c, h, t)[1] for c, (h, t) in zip(chunks, teacher)]

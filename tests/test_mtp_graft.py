@@ -172,4 +172,8 @@ def test_graft_and_eval_commands(tmp_path, capsys):
     assert main(["mtp", "eval", "--model", str(path), "--prompts", "2", "--new-tokens", "16", *corpus_args]) == 0
     table = capsys.readouterr().out
     assert "pos 1" in table and "pos 4" in table and "\nall " in table and "\nanswers " in table
+    header, *rows = [line.split() for line in table.splitlines()[1:]]
+    assert header[-1] == "forced" and {r[0] for r in rows} >= {"python", "all", "answers"}
+    forced = {r[0]: r[-1] for r in rows}
+    assert forced["answers"] == "-" and 0 <= float(forced["all"].rstrip("%")) <= 100
 
