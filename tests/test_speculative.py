@@ -317,6 +317,36 @@ def test_auto_drafts_as_far_as_the_measured_costs_pay_for():
     assert plan.length() == 2  # the third row, unmeasured, is guessed at 15% of a token
 
 
+def test_auto_verifies_a_draft_only_when_its_confidence_pays_for_its_row():
+    loop = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True)
+    assert loop._worth_verifying(0, 0.01)  # nothing measured yet: every draft is tried
+    for rows in (1, 2, 3):
+        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
+    assert not loop._worth_verifying(0, 0.24) and loop._worth_verifying(0, 0.26)
+    assert not loop._worth_verifying(1, 0.2) and loop._worth_verifying(1, 0.3)
+    gpu = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True)
+    for rows in (1, 2, 3):
+        gpu.costs.observe_verify(rows, 0.010 * (1 + 0.02 * (rows - 1)))
+    assert gpu._worth_verifying(2, 0.05)  # rows almost free: unlikely drafts are still worth a try
+
+
+def test_the_head_stops_drafting_where_its_confidence_falls_short():
+    """MTPDrafter.draft with `worth`: the head's cumulative confidence is offered per position, the
+    draft stops at the first refusal, and the head's cache is left as without it."""
+    engine = Engine.load(MTPFIT.path, device="cpu", spec="mtp", spec_n_max=4)
+    last = engine.generate(ids(reference(MTPFIT.ref), "prompt_ids"), sampling=SamplingParams(), max_new_tokens=1).token_ids[-1]
+    drafter, context = engine.mtp_drafter, list(engine.cache.tokens)  # `last` is the token after them
+    full = drafter.draft(last, context, 4)
+    offered: list[tuple[int, float]] = []
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: offered.append((i, reach)) or True) == full
+    assert [i for i, _ in offered] == [0, 1, 2, 3]
+    reaches = [r for _, r in offered]
+    assert 0 < reaches[-1] and all(1 >= a >= b for a, b in zip(reaches, reaches[1:]))
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: i < 2) == full[:2]
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: False) == []
+    assert drafter.cache.length == len(context) and drafter.draft(last, context, 4) == full
+
+
 def test_auto_cuts_strong_lookup_drafts_that_stop_paying_off():
     """A strong n-gram match drafts past n_max; in `auto` only as far as its record and the
     measured costs justify, and not at all (bar probes) once such drafts keep failing."""
