@@ -65,6 +65,7 @@ class PackedLinear(nn.Module):
         self.in_features = in_features
         self.out_features, self.row_bytes = self.blocks.shape
         self._qtype_id = int(qtype)
+        self.max_rows = PACKED_MAX_ROWS  # inputs with more rows take the dequantize + BLAS path
 
     def dequantized(self) -> torch.Tensor:
         out = torch.empty(self.out_features, self.in_features, dtype=torch.float32)
@@ -75,7 +76,7 @@ class PackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [n_rows, in_features] float32."""
         n_rows = x.shape[0]
-        if n_rows > PACKED_MAX_ROWS:
+        if n_rows > self.max_rows:
             return F.linear(x, self.dequantized(), self.bias)
         if not x.is_contiguous():
             x = x.contiguous()

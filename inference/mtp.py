@@ -21,7 +21,7 @@ from . import ops
 from .errors import UnsupportedModelError
 from .gguf_file import GGUFFile
 from .kv_cache import KVCache
-from .linear import Embedding, build_linear
+from .linear import Embedding, PackedLinear, build_linear
 from .models import qwen35
 from .models.llama import LlamaLoader, LlamaModel, causal_mask
 from .rope import Rotary
@@ -32,6 +32,12 @@ BASE_FINGERPRINT_KEY = "mtp_agent.base.fingerprint"
 DRAFT_VOCAB_KEY = "mtp_agent.draft_vocab"  # token ids the head drafts among (the most frequent in its training)
 BASE_SHA256_KEY = "mtp_agent.base.sha256"
 BASE_FILE_KEY = "mtp_agent.base.file"
+# The head catches up on the rows the model kept since its last draft (after a long prompt-lookup
+# draft, 9+ at once) in one pass. Its outputs only steer drafts, so its packed weights stay on the
+# int16 kernels for that many rows instead of being dequantized for BLAS at every catch-up: for
+# the default model's head, 9 rows 1.6 ms instead of 3.4, 32 rows 4.7 instead of 5.8 (2-core CPU;
+# the two cross near 40 rows).
+HEAD_PACKED_MAX_ROWS = 32
 
 
 class MTPHead(nn.Module):
@@ -209,6 +215,9 @@ def load_head(trunk: GGUFFile, model: nn.Module, source: MTPSource, device: torc
     eh_proj = build_linear([g.tensor(f"{p}.nextn.eh_proj.weight")], None, device, dtype, packed)
     head = MTPHead(embed, vec(f"{p}.nextn.enorm.weight"), vec(f"{p}.nextn.hnorm.weight"), eh_proj, block,
                    head_norm, output, model.cfg, device, source)
+    for linear in [*block.modules(), eh_proj]:
+        if isinstance(linear, PackedLinear):
+            linear.max_rows = HEAD_PACKED_MAX_ROWS
     vocab = g.get(DRAFT_VOCAB_KEY)
     if vocab is not None and output is model.output:
         ids = torch.tensor(list(vocab), dtype=torch.long)

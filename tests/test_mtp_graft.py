@@ -99,6 +99,30 @@ def test_training_lowers_the_loss_and_the_sidecar_serves_identical_output(tmp_pa
     assert len(vocab) < base.cfg.vocab_size and accepted["all"] > 0 and accepted["frequent"] > 0, accepted
 
 
+def test_a_packed_head_catches_up_on_many_rows_with_the_kernels(tmp_path, monkeypatch):
+    """After a long lookup draft the head catches up on 9+ rows: its Q8_0 weights stay on the
+    packed kernels (no dequantization per catch-up) and give what the dense head gives."""
+    from inference.linear import PACKED_MAX_ROWS, PackedLinear
+
+    base = Base.load(model(tmp_path))
+    sidecar = write_sidecar(base.initial_head(), base.gguf, tmp_path / "mtp-tiny.gguf")
+    source = mtp.find_source(base.gguf, sidecar)
+    dense = mtp.load_head(base.gguf, base.model, source, torch.device("cpu"), torch.float32, packed=False)
+    packed = mtp.load_head(base.gguf, base.model, source, torch.device("cpu"), torch.float32, packed=True)
+    linears = [m for m in [*packed.block.modules(), packed.eh_proj] if isinstance(m, PackedLinear)]
+    assert len(linears) >= 4 and all(m.max_rows == mtp.HEAD_PACKED_MAX_ROWS > PACKED_MAX_ROWS for m in linears)
+    dequantized, dequantize = [], PackedLinear.dequantized
+    monkeypatch.setattr(PackedLinear, "dequantized", lambda self: dequantized.append(self) or dequantize(self))
+    rows = 20
+    tokens = torch.from_numpy(np.random.default_rng(0).integers(0, base.cfg.vocab_size, rows))
+    hidden = torch.randn(rows, base.cfg.d_model, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        got, _ = packed(tokens, hidden, 0, packed.new_cache(32, torch.float32), logits_for="all")
+        want, _ = dense(tokens, hidden, 0, dense.new_cache(32, torch.float32), logits_for="all")
+    assert dequantized and not any(m in linears for m in dequantized)  # only the model's own LM head, for 20 rows
+    torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
+
+
 def test_a_head_made_for_another_model_is_refused(tmp_path, corpus):
     mine, other = model(tmp_path, seed=0), model(tmp_path, seed=1)
     base = Base.load(mine)
