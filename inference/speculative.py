@@ -321,22 +321,30 @@ class AdaptiveLength:
             reach.append(chance)
         return reach
 
-    def length(self) -> int:
-        if self.rate[0] < self.pause_below:
-            return self._probe()
-        reach = self._reach()
+    def best(self) -> tuple[int, float] | None:
+        """The draft length with the most expected tokens per second and that rate (length 0:
+        plain decoding is fastest); None before any step has been timed."""
         plain = self.costs.step_seconds(self.name, 0) if self.costs else None
         if plain is None:
-            n = 0
-            while n < self.n_max and reach[n] >= self.keep_above:
-                n += 1
-            return max(n, 1)
+            return None
+        reach = self._reach()
         best, best_rate = 0, 1.0 / plain
         for n in range(1, self.n_max + 1):
             rate = (1 + sum(reach[:n])) / self.costs.step_seconds(self.name, n)
             if rate > best_rate * 1.01:  # a longer draft must be clearly better
                 best, best_rate = n, rate
-        return best if best else self._probe()
+        return best, best_rate
+
+    def length(self) -> int:
+        if self.rate[0] < self.pause_below:
+            return self._probe()
+        best = self.best()
+        if best is None:
+            reach, n = self._reach(), 0
+            while n < self.n_max and reach[n] >= self.keep_above:
+                n += 1
+            return max(n, 1)
+        return best[0] if best[0] else self._probe()
 
     def _move(self, i: int, accepted: bool) -> None:
         self.rate[i] = self.decay * self.rate[i] + (1 - self.decay) * float(accepted)
@@ -375,8 +383,9 @@ class SpeculativeLoop(TokenLoop):
     def _draft(self, last: int, budget: int) -> tuple[list[int], str, str]:
         """(drafts, drafter, the key of its adaptive length). The first drafter with a proposal
         wins, except that a weak n-gram match yields to the drafters after it (in `auto`: when
-        their drafts have been accepted more often), and a strong one (an agent re-emitting a file)
-        may run past n_max — in `auto`, as far as its own record and the measured costs justify."""
+        their drafts are expected to give more tokens per second, their cost included), and a
+        strong one (an agent re-emitting a file) may run past n_max — in `auto`, as far as its own
+        record and the measured costs justify."""
         if budget <= 0:
             return [], "none", "none"
         fallback: tuple[list[int], str, str] = ([], "none", "none")
@@ -393,8 +402,8 @@ class SpeculativeLoop(TokenLoop):
                 if looked_up and not fallback[0]:
                     fallback = looked_up[: self._length(drafter.name, budget)], drafter.name, drafter.name
                 continue
-            if fallback[0] and self.adaptive and self._adaptive(fallback[1]).rate[0] >= self._adaptive(drafter.name).rate[0]:
-                return fallback  # a lookup as likely to be right as this drafter's guess, and free to make
+            if fallback[0] and self.adaptive and self._lookup_pays_as_well(fallback[1], drafter.name):
+                return fallback
             started = time.perf_counter()
             n = self._length(drafter.name, budget)
             if self.adaptive and isinstance(drafter, MTPDrafter):
@@ -405,6 +414,16 @@ class SpeculativeLoop(TokenLoop):
             if drafts:
                 return drafts, drafter.name, drafter.name
         return fallback
+
+    def _lookup_pays_as_well(self, lookup: str, other: str) -> bool:
+        """Whether a weak lookup draft is expected to give at least as many tokens per second as
+        the other drafter's (lookup drafts cost nothing to make; a head's steps do); before any
+        step is timed, whether lookup has been accepted as often."""
+        mine, theirs = self._adaptive(lookup), self._adaptive(other)
+        mine_best, theirs_best = mine.best(), theirs.best()
+        if mine_best is None or theirs_best is None:
+            return mine.rate[0] >= theirs.rate[0]
+        return mine_best[1] >= theirs_best[1]
 
     def _worth_verifying(self, position: int, reach: float) -> bool:
         """Whether a draft at `position` (0-based), right with probability `reach` by the drafter's

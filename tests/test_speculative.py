@@ -330,6 +330,19 @@ def test_auto_verifies_a_draft_only_when_its_confidence_pays_for_its_row():
     assert gpu._worth_verifying(2, 0.05)  # rows almost free: unlikely drafts are still worth a try
 
 
+def test_a_weak_lookup_wins_over_a_head_whose_steps_cost_more_than_its_edge():
+    loop = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True, n_max=1)
+    loop._adaptive("ngram").rate = [0.6]
+    loop._adaptive("mtp").rate = [0.65]
+    assert not loop._lookup_pays_as_well("ngram", "mtp")  # nothing timed yet: the head is right more often
+    for rows in (1, 2):
+        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))
+    loop.costs.observe_draft("mtp", 1, 0.002)  # a head step: 20% of a token
+    assert loop._lookup_pays_as_well("ngram", "mtp")  # 1.6 tokens for 1.25 vs 1.65 for 1.45
+    loop._adaptive("mtp").rate = [0.95]
+    assert not loop._lookup_pays_as_well("ngram", "mtp")  # 1.95 for 1.45 beats 1.6 for 1.25
+
+
 def test_the_head_stops_drafting_where_its_confidence_falls_short():
     """MTPDrafter.draft with `worth`: the head's cumulative confidence is offered per position, the
     draft stops at the first refusal, and the head's cache is left as without it."""
