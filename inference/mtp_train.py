@@ -296,7 +296,6 @@ def train_head(base: Base, chunks: Iterator[np.ndarray], heldout: list[np.ndarra
 
 
 @torch.no_grad()
-@torch.no_grad()
 def agreement(head: TrainableHead, base: Base, tokens: np.ndarray, draft_ids: torch.Tensor | None = None) -> float:
     """Teacher-forced first-position acceptance on a text: the share of its positions where the
     head's first draft (among draft_ids, when the head drafts among those) is the base's choice."""
@@ -306,6 +305,7 @@ def agreement(head: TrainableHead, base: Base, tokens: np.ndarray, draft_ids: to
     return (picks == teacher.argmax(-1)).float().mean().item()
 
 
+@torch.no_grad()
 def evaluate(head: TrainableHead, base: Base, chunks: list[np.ndarray], teacher: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """First-position acceptance on held-out chunks: how often the head's argmax is the base's."""
     agree = [head_loss(head, base, c, h, t)[1] for c, (h, t) in zip(chunks, teacher)]
