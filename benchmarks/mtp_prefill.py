@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gguf_builder import rewrite_gguf  # noqa: E402
+from support.gguf_builder import rewrite_gguf  # noqa: E402
 from inference import Engine  # noqa: E402
 from inference.gguf_file import GGUFFile  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "qwen35"
+FIXTURES = ROOT / "tests" / "fixtures" / "qwen35"
 MODELS = {"qwen35 (27B depth)": ("qwen35-dense-F32.gguf", 64), "qwen35moe (35B-A3B depth)": ("qwen35moe-F32.gguf", 40)}
 
 

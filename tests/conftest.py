@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from gguf_builder import TinyModel
+from support.gguf_builder import TinyModel
 
 
 @pytest.fixture(scope="session")
 def default_model() -> Path:
     """The real default model, fetched into the user cache once per machine and reused."""
-    from agent.model_store import ensure_default_model
+    from agent.backends.model_store import ensure_default_model
 
     return ensure_default_model(show_progress=False)
 

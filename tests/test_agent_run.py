@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
+from agent.frontends.cli import main
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 TEST_CALC = "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
@@ -229,7 +229,8 @@ def test_backend_failing_mid_stream_saves_a_resumable_session(repo, capsys):
 
 def test_resumed_session_carries_the_history(repo, capsys, tmp_path):
     from agent.backends.scripted import ScriptedBackend
-    from agent.run import RunSettings, run_task
+    from agent.core.setup import RunSettings
+    from agent.frontends.run import run_task
 
     run_agent(repo, [{"tool_calls": [call("read_file", path="calc.py")]}, {"text": "Seen it."}], capsys=capsys)
     seen = []
@@ -328,9 +329,9 @@ def test_interrupt_exits_130_and_keeps_the_session_valid(repo, capsys):
 def compaction_run(repo: Path, turns: list[dict], window: int):
     """An agent with only read_file (a small tool list) on a small context window."""
     from agent.backends.scripted import ScriptedBackend
-    from agent.loop import Agent, Limits
-    from agent.permissions import Permissions
-    from agent.session import Session
+    from agent.core.loop import Agent, Limits
+    from agent.core.permissions import Permissions
+    from agent.core.session import Session
     from agent.tools import TOOLS
     from agent.tools.base import Workspace
 
@@ -364,7 +365,7 @@ def test_compaction_first_elides_old_tool_outputs(repo):
 
 
 def test_compaction_summarises_when_eliding_is_not_enough(repo):
-    from agent.session import Session
+    from agent.core.session import Session
 
     summary = "SUMMARY: read big.txt lines 1-200; nothing changed."
     turns = [big_read(1), big_read(101), {"text": summary}, {"text": "400 lines."}]

@@ -12,9 +12,9 @@ import pytest
 
 from agent.backends.embedded import EmbeddedBackend
 from agent.backends.scripted import ScriptedBackend
-from agent.loop import Agent, Limits
-from agent.permissions import Permissions
-from agent.session import Session
+from agent.core.loop import Agent, Limits
+from agent.core.permissions import Permissions
+from agent.core.session import Session
 from agent.tools import TOOLS
 from agent.tools.base import Workspace
 
@@ -58,8 +58,8 @@ def test_headless_run_with_the_default_model(project, default_model):
 
 
 def test_spec_off_reaches_the_engine(project, default_model):
-    from agent.config import load_config
-    from agent.run import RunSettings, make_backend
+    from agent.core.config import load_config
+    from agent.core.setup import RunSettings, make_backend
 
     settings = RunSettings(model=str(default_model), device="cpu", ctx=1024, spec="off")
     backend = make_backend(settings, load_config(project))

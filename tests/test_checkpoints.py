@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.checkpoints import REF_PREFIX, CheckpointError, list_checkpoints, restore, take, undo_last
+from agent.core.checkpoints import REF_PREFIX, CheckpointError, list_checkpoints, restore, take, undo_last
 from agent.errors import AgentError
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from gguf import GGMLQuantizationType as QType
 
-from agent import model_store
-from agent.cli import main
+from agent.backends import model_store
+from agent.frontends.cli import main
 from agent.errors import AgentError
-from gguf_builder import TinyModel
+from support.gguf_builder import TinyModel
 from test_chat_template import MALICIOUS
 
 

@@ -7,8 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from agent.cli import main
-from qwen35_fixtures import FIXTURES
+from agent.frontends.cli import main
+from support.qwen35_fixtures import FIXTURES
 
 MTPFIT = FIXTURES / "qwen35-dense-mtpfit-F32.gguf"
 TRUNK = FIXTURES / "qwen35-dense-trunk-F32.gguf"

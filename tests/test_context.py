@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import context
+from agent.core import context
 from agent.backends.base import Message
 
 needs_ctags = pytest.mark.skipif(context._universal_ctags() is None,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from gguf import GGUFReader
 
-from gguf_builder import TinyModel
+from support.gguf_builder import TinyModel
 from inference.errors import ModelFileError, UnsupportedModelError
 from inference.gguf_file import GGUFFile
 

@@ -13,7 +13,7 @@ from agent.hooks.diff import DiffTarget, read_changes, split_for_review
 from agent.hooks.review import parse_findings, review_changes
 from agent.hooks.runner import has_message
 from agent.hooks.secrets import Redactor, redact_text
-from git_support import Repo
+from support.git_support import Repo
 
 AWS_KEY = "AKIA" + "ZXCVBNMASDFGHJKL"
 GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from agent.hooks.commit_message import check_message
-from git_support import Repo, snapshot
+from support.git_support import Repo, snapshot
 
 MESSAGE = "feat: greet people by their full name\n\nThe greeting now takes a last name as well."
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gguf import GGMLQuantizationType as QType
 
-from gguf_builder import TinyModel
+from support.gguf_builder import TinyModel
 from inference import Engine
 from inference.generate import decode_step
 

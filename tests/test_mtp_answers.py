@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.mtp_answers import (AnswerStore, answer_chunks, c_snippets, collect_answers, mixed, python_snippets,
+from agent.engine_tools.mtp_answers import (AnswerStore, answer_chunks, c_snippets, collect_answers, mixed, python_snippets,
                                requests)
 from inference.code_corpus import find_sources, split
 

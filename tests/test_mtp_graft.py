@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gguf_builder import TinyModel
+from support.gguf_builder import TinyModel
 from inference import Engine, SamplingParams, UnsupportedModelError
 from inference import mtp
 from inference.code_corpus import SourceFile, find_sources, frequent_tokens, split, token_chunks
@@ -18,7 +18,7 @@ from inference.mtp_export import write_sidecar
 from inference.mtp_train import Base, Checkpoint, GraftSettings, Interrupted, train_head
 from inference.tokenizer import Tokenizer
 
-from agent.mtp_answers import AnswerStore
+from agent.engine_tools.mtp_answers import AnswerStore
 
 PROJECT = Path(__file__).resolve().parents[1]
 SETTINGS = GraftSettings(tokens=40 * 64, seq_len=64, lr=3e-3, warmup_steps=5, eval_every=10, heldout_tokens=256)
@@ -177,7 +177,7 @@ def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path, corpus):
 
 
 def test_graft_and_eval_commands(tmp_path, capsys):
-    from agent.cli import main
+    from agent.frontends.cli import main
 
     path = model(tmp_path)
     corpus_args = ["--no-default-corpus", "--corpus", str(PROJECT / "inference"), "--corpus", str(PROJECT / "agent")]

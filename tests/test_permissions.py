@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import AgentError
-from agent.permissions import Permissions, Rule, suggested_rule
+from agent.core.permissions import Permissions, Rule, suggested_rule
 from agent.tools import TOOLS
 from agent.tools.base import Workspace
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from git_support import Repo
+from support.git_support import Repo
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as QType, quants
 
-from gguf_builder import random_blocks
+from support.gguf_builder import random_blocks
 from inference.errors import UnsupportedModelError
 from inference.quants import SUPPORTED_TYPES, check_supported, dequantize
 

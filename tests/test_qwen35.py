@@ -8,7 +8,7 @@ import torch
 from inference import Engine, generate
 from inference.generate import decode_step, prefill
 from inference.sampling import SamplingParams
-from qwen35_fixtures import (ALL_CASES, F32_CASES, FIXTURES, QUANTIZED_CASES, Case, ids, max_diff, reference,
+from support.qwen35_fixtures import (ALL_CASES, F32_CASES, FIXTURES, QUANTIZED_CASES, Case, ids, max_diff, reference,
                              run_with_trace, spec_steps)
 
 TOL = 1e-4

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.tui_support import CALC, call, make_repo, write_script
+from tests.support.tui_support import CALC, call, make_repo, write_script
 
 
 def run_plain(tmp_path, turns: list[dict], lines: list[str], *flags: str) -> subprocess.CompletedProcess:

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from gguf_builder import rewrite_gguf
+from support.gguf_builder import rewrite_gguf
 from inference import Engine
 from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
 from inference.kv_cache import KVCache
 from inference.speculative import MAX_DRAFT, STRONG_LOOKUP, AdaptiveLength, NgramDrafter, SpeculativeLoop, StepCosts
-from qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
+from support.qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
 MOE = Case("qwen35moe-F32", "qwen35moe-ref")

@@ -146,7 +146,7 @@ def test_unknown_pretokenizer_is_refused(vocab):
 
 
 def test_sentencepiece_vocabulary_is_refused(tmp_path):
-    from gguf_builder import TinyModel
+    from support.gguf_builder import TinyModel
 
     path = TinyModel().write(tmp_path / "m.gguf")
     # the string value "gpt2" (type 8, length 4) of tokenizer.ggml.model, rewritten in place

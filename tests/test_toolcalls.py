@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.toolcalls import format_error_message, format_tool_call, parse_tool_calls, tool_protocol_prompt
+from agent.core.toolcalls import format_error_message, format_tool_call, parse_tool_calls, tool_protocol_prompt
 
 TOOLS = {"read_file", "write_file", "bash", "search"}
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.session import Session, list_sessions
-from agent.tui.screens import ApprovalScreen, HelpScreen, ResumeScreen
-from agent.tui.widgets import AssistantBlock, Completions, PromptInput, ToolBlock
-from tests.tui_support import (CALC, call, idle, key, make_app, make_repo, play, status_text, transcript_text,
+from agent.core.session import Session, list_sessions
+from agent.frontends.tui.screens import ApprovalScreen, HelpScreen, ResumeScreen
+from agent.frontends.tui.widgets import AssistantBlock, Completions, PromptInput, ToolBlock
+from tests.support.tui_support import (CALC, call, idle, key, make_app, make_repo, play, status_text, transcript_text,
                                type_and_send, wait_for)
 
 FIX = call("edit_file", path="calc.py", old_string="a - b", new_string="a + b")

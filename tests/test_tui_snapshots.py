@@ -1,21 +1,21 @@
 """Snapshot tests (pytest-textual-snapshot) of the main screen, an approval prompt with a diff,
 and the help screen. The repository path, session id and clock are fixed so the screens are
 the same on every machine; `pytest --snapshot-update` rewrites them after a deliberate change.
-The same screens are written to docs/ by `python -m tests.tui_screens`."""
+The same screens are written to docs/ by `python -m tests.support.tui_screens`."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.tui_screens import SIZE, approval_app, help_app, main_app
+from tests.support.tui_screens import SIZE, approval_app, help_app, main_app
 
 
 @pytest.fixture(autouse=True)
 def fixed_world(monkeypatch, tmp_path):
     monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr("agent.session.time.strftime", lambda fmt, *a: "20261128-120000")
-    monkeypatch.setattr("agent.session.secrets.token_hex", lambda n: "abc123")
+    monkeypatch.setattr("agent.core.session.time.strftime", lambda fmt, *a: "20261128-120000")
+    monkeypatch.setattr("agent.core.session.secrets.token_hex", lambda n: "abc123")
 
 
 def test_main_screen(snap_compare):

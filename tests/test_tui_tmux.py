@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.tui_support import CALC, call, make_repo, write_script
+from tests.support.tui_support import CALC, call, make_repo, write_script
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (.ci/run installs it; apt-get install tmux)")

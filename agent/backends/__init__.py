@@ -1,6 +1,6 @@
 """Model backends behind one small protocol (base.Backend): embedded, openai, scripted."""
 
-from .base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
+from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
 
 BACKENDS = ("embedded", "openai", "scripted")
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from inference import Engine, EngineError, SamplingParams
 
-from ..toolcalls import parse_tool_calls, tool_protocol_prompt
-from .base import Message, ModelError, ModelTurn, TurnStats
+from agent.core.toolcalls import parse_tool_calls, tool_protocol_prompt
+from agent.backends.base import Message, ModelError, ModelTurn, TurnStats
 
 # A model that invents a tool's answer instead of waiting for it has stopped doing useful work.
 STOP_STRINGS = ("<tool_response>",)

@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from agent.toolcalls import format_tool_call, parse_tool_calls
+from agent.core.toolcalls import format_tool_call, parse_tool_calls
 from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnStats
 from agent.backends.openai_wire import (
     DONE,

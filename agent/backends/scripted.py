@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import AgentError
-from ..toolcalls import parse_tool_calls
-from .base import Message, ModelError, ModelTurn, ToolCall, TurnStats
+from agent.errors import AgentError
+from agent.core.toolcalls import parse_tool_calls
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnStats
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:

@@ -9,15 +9,15 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from ..backends.base import Backend, ModelError
-from ..config import load_config
-from ..errors import AgentError
-from ..run import RunSettings, make_backend
-from .commit_message import write_commit_message
-from .diff import DiffTarget, GitError, git, read_changes
-from .install import HOOKS, SKIP_VARIABLE, describe_status, install, uninstall
-from .review import SEVERITIES, review_changes
-from .runner import HookSettings, pre_commit, prepare_commit_msg, print_review, write_message_file
+from agent.backends.base import Backend, ModelError
+from agent.core.config import load_config
+from agent.errors import AgentError
+from agent.core.setup import RunSettings, make_backend
+from agent.hooks.commit_message import write_commit_message
+from agent.hooks.diff import DiffTarget, GitError, git, read_changes
+from agent.hooks.install import HOOKS, SKIP_VARIABLE, describe_status, install, uninstall
+from agent.hooks.review import SEVERITIES, review_changes
+from agent.hooks.runner import HookSettings, pre_commit, prepare_commit_msg, print_review, write_message_file
 
 
 def repository_root(cwd: Path) -> Path:

@@ -11,11 +11,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..backends.base import Backend
-from ..errors import AgentError
-from ..prompts import render_prompt
-from .diff import Changes, DiffTarget, clipped_diff, git, read_changes
-from .model import ask, diff_budget_chars
+from agent.backends.base import Backend
+from agent.errors import AgentError
+from agent.prompts import render_prompt
+from agent.hooks.diff import Changes, DiffTarget, clipped_diff, git, read_changes
+from agent.hooks.model import ask, diff_budget_chars
 
 SUBJECT_LIMIT = 72
 BODY_WIDTH = 72

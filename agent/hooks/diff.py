@@ -12,8 +12,8 @@ from pathlib import Path
 from unidiff import PatchedFile, PatchSet
 from unidiff.errors import UnidiffParseError
 
-from ..errors import AgentError
-from .secrets import Redactor
+from agent.errors import AgentError
+from agent.hooks.secrets import Redactor
 
 # --function-context shows whole functions around a change; the narrower views are for files
 # whose functions do not fit.

@@ -10,9 +10,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AgentError
-from ..tools.files import write_atomic
-from .diff import git
+from agent.errors import AgentError
+from agent.tools.files import write_atomic
+from agent.hooks.diff import git
 
 HOOKS = ("prepare-commit-msg", "pre-commit")
 MARKER = "# mtp-agent hook"

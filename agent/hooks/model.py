@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from ..backends.base import Backend, ModelError
-from .secrets import redact_text
+from agent.backends.base import Backend, ModelError
+from agent.hooks.secrets import redact_text
 
 
 class Cancelled(Exception):

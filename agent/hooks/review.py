@@ -8,12 +8,12 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-from ..backends.base import Backend
-from ..errors import AgentError
-from ..prompts import render_prompt
-from .diff import Changes, split_for_review
-from .model import ask, diff_budget_chars
-from .secrets import redact_text
+from agent.backends.base import Backend
+from agent.errors import AgentError
+from agent.prompts import render_prompt
+from agent.hooks.diff import Changes, split_for_review
+from agent.hooks.model import ask, diff_budget_chars
+from agent.hooks.secrets import redact_text
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 SEVERITY_ALIASES = {"blocker": "critical", "severe": "critical", "error": "high", "major": "high", "bug": "high",

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO, TypeVar
 
-from ..backends.base import Backend
-from ..errors import AgentError
-from ..tools.files import write_atomic
-from .commit_message import write_commit_message
-from .diff import DiffTarget, git, read_changes
-from .review import Review, check_threshold, review_changes
+from agent.backends.base import Backend
+from agent.errors import AgentError
+from agent.tools.files import write_atomic
+from agent.hooks.commit_message import write_commit_message
+from agent.hooks.diff import DiffTarget, git, read_changes
+from agent.hooks.review import Review, check_threshold, review_changes
 
 T = TypeVar("T")
 SKIPPED_SOURCES = {"message", "template", "merge", "squash", "commit"}  # -m/-F, -t, merges, squashes, --amend/-c/-C

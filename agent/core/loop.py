@@ -1,0 +1,340 @@
+"""The agent loop: messages -> model -> tool calls -> results -> model, until the model answers
+without a tool call or a limit stops it. Outcomes travel as exceptions (mini-swe-agent's design);
+every message is saved as it is added, and every run ends with one `result` event."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from agent.core import context
+from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall
+from agent.core.checkpoints import CheckpointError, take as take_checkpoint
+from agent.core.permissions import Approver, Permissions
+from agent.core.session import Session
+from agent.core.toolcalls import format_error_message
+from agent.tools import run_tool
+from agent.tools.base import Tool, ToolError, Workspace
+
+EventSink = Callable[[dict[str, Any]], None]
+EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
+EVENT_DIFF_CHARS = 200_000  # an edit's diff is added to its tool_call event up to this size
+
+
+class AgentExit(Exception):
+    status = "error"
+    exit_code = 1
+
+    def __init__(self, message: str = ""):
+        super().__init__(message)
+        self.message = message
+
+
+class Done(AgentExit):
+    status, exit_code = "done", 0
+
+
+class LimitReached(AgentExit):
+    status, exit_code = "limit", 3
+
+
+class ModelFailure(AgentExit):
+    status, exit_code = "error", 1
+
+
+class Interrupted(AgentExit):
+    status, exit_code = "interrupted", 130
+
+
+@dataclass
+class Limits:
+    max_turns: int = 30
+    max_seconds: float | None = None
+    repeated_calls: int = 3  # the same call (name and arguments) this many times in a row stops the run
+    format_errors: int = 3  # malformed tool calls in a row before giving up
+    reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
+
+
+@dataclass
+class RunResult:
+    status: str
+    exit_code: int
+    answer: str
+    error: str
+    turns: int
+    totals: dict[str, Any] = field(default_factory=dict)
+
+    def event(self, session_id: str) -> dict[str, Any]:
+        return {"type": "result", "status": self.status, "exit_code": self.exit_code, "answer": self.answer,
+                "error": self.error, "turns": self.turns, "session_id": session_id, **self.totals}
+
+
+class Agent:
+    def __init__(self, backend: Backend, tools: dict[str, Tool], workspace: Workspace, permissions: Permissions,
+                 session: Session, on_event: EventSink, approver: Approver | None = None, limits: Limits | None = None):
+        self.backend, self.tools, self.workspace, self.permissions = backend, tools, workspace, permissions
+        self.session, self.on_event, self.approver = session, on_event, approver
+        self.limits = limits or Limits()
+        self.turns = 0
+        self.totals = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "generated_tokens": 0, "drafted_tokens": 0,
+                       "accepted_tokens": 0, "prefill_seconds": 0.0, "decode_seconds": 0.0}
+        self._recent_calls: list[str] = []
+        self._format_errors = 0
+        self._checkpointed_turn = -1
+        self._start = time.monotonic()
+        self._first_turn = 0
+        self._streamed = ""  # the current turn's text so far, kept if the user interrupts it
+
+    def interrupt(self) -> None:
+        """Stop the running task as soon as possible (from any thread): the model's turn or the
+        running tool ends, and run() returns an interrupted result with the session consistent."""
+        self.workspace.cancel.set()
+
+    def _check_interrupt(self) -> None:
+        if self.workspace.cancel.is_set():
+            raise Interrupted("interrupted by the user")
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.session.messages
+
+    def add(self, message: Message) -> None:
+        self.session.add_message(message)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.on_event(event)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, task: str) -> RunResult:
+        """One task: the limits and the totals in the result count this run; turn numbers keep
+        counting across the runs of a session (a TUI sends several tasks to one agent)."""
+        self._start = time.monotonic()
+        self._first_turn = self.turns
+        self.totals = dict.fromkeys(self.totals, 0)
+        self.workspace.cancel.clear()
+        self.add({"role": "user", "content": task})
+        try:
+            while True:
+                self.step()
+        except KeyboardInterrupt:
+            result = self._interrupted(Interrupted("interrupted by the user"))
+        except Interrupted as outcome:
+            result = self._interrupted(outcome)
+        except AgentExit as outcome:
+            result = self._result(outcome)
+        self.workspace.cancel.clear()
+        event = result.event(self.session.id)
+        self.session.add_event(event)
+        self.emit(event)
+        return result
+
+    def step(self) -> None:
+        self._check_limits()
+        self.compact()
+        turn = self.query()
+        self.turns += 1
+        # a malformed turn keeps its text (the model should see what it wrote) but runs no calls
+        calls = [] if turn.format_error else turn.tool_calls
+        self.add({"role": "assistant", "content": turn.text, "raw": turn.raw or turn.text, "reasoning": turn.reasoning,
+                  "tool_calls": [c.as_dict() for c in calls]})
+        self.emit({"type": "assistant", "turn": self.turns, "text": turn.text, "reasoning": turn.reasoning})
+        self.emit({"type": "stats", "turn": self.turns, **turn.stats.as_dict()})
+        if turn.format_error:
+            self._format_error(turn)
+            return
+        self._format_errors = 0
+        if not turn.tool_calls:
+            raise Done(turn.text)
+        for call in turn.tool_calls:
+            self.execute(call)
+
+    def tool_specs(self) -> list[dict[str, Any]]:
+        return [tool.spec() for tool in self.tools.values()]
+
+    def query(self) -> ModelTurn:
+        self._streamed = ""
+        self._check_interrupt()
+        try:
+            turn = self.backend.complete(self.messages, self.tool_specs(), on_text=self._on_text, on_progress=self._on_prefill)
+        except ModelError as e:
+            raise ModelFailure(f"the model failed: {e}") from e
+        self._streamed = ""
+        for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens"):
+            self.totals[key] += getattr(turn.stats, key)
+        stats = turn.stats
+        if stats.prefill_tokens_per_second:
+            self.totals["prefill_seconds"] += (stats.prompt_tokens - stats.reused_prompt_tokens) / stats.prefill_tokens_per_second
+        if stats.decode_tokens_per_second:
+            self.totals["decode_seconds"] += max(stats.generated_tokens - 1, 0) / stats.decode_tokens_per_second
+        return turn
+
+    def _on_text(self, delta: str) -> None:
+        self._check_interrupt()
+        self._streamed += delta
+        self.emit({"type": "text_delta", "text": delta})
+
+    def _on_prefill(self, done: int, total: int) -> None:
+        self._check_interrupt()
+        self.emit({"type": "prefill_progress", "done": done, "total": total})
+
+    def execute(self, call: ToolCall) -> None:
+        event = {"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments}
+        diff = self._preview(call)
+        self.emit({**event, "diff": diff} if diff and len(diff) <= EVENT_DIFF_CHARS else event)
+        signature = json.dumps([call.name, call.arguments], sort_keys=True)
+        self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
+        if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
+            self._tool_message(call, "not run: this exact call was already made twice in a row", True, {})
+            raise LimitReached(f"the same call ({call.name}) was made {self.limits.repeated_calls} times in a row")
+        tool = self.tools.get(call.name)
+        if tool is None:
+            self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.tools)}", True, {})
+            return
+        denial = self._permission(tool, call, diff)
+        if denial:
+            self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
+            return
+        if tool.access != "read":
+            self._checkpoint()
+        result = run_tool(tool, self.workspace, call.arguments)
+        self._tool_message(call, result.output, result.is_error, result.data)
+        self._check_interrupt()
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _preview(self, call: ToolCall) -> str | None:
+        """The unified diff an edit would apply, computed once for the event and the approval."""
+        tool = self.tools.get(call.name)
+        if tool is None or tool.preview is None:
+            return None
+        try:
+            diff = tool.preview(self.workspace, **call.arguments)
+        except (ToolError, OSError, TypeError):
+            return None  # the call itself will report what is wrong
+        return diff
+
+    def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
+        self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
+        shown = output if len(output) <= EVENT_OUTPUT_CHARS else output[:EVENT_OUTPUT_CHARS] + f"\n[... {len(output) - EVENT_OUTPUT_CHARS} more characters]"
+        self.emit({"type": "tool_result", "turn": self.turns, "id": call.id, "name": call.name, "is_error": is_error,
+                   "output": shown, "data": data})
+
+    def _permission(self, tool: Tool, call: ToolCall, diff: str | None) -> str | None:
+        """None when the call may run, else the reason it may not (which goes to the model)."""
+        decision = self.permissions.check(tool, call.arguments, self.workspace)
+        if decision.action == "ask":
+            if self.approver is None:
+                decision_text = (f"{decision.reason}, and nobody can approve it in a headless run; the user can allow "
+                                 "it with --allow or --permission-mode")
+                self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision_text})
+                return decision_text
+            approval = self.approver(tool, call.arguments, decision, diff)
+            if approval.always_rule:
+                self.permissions.remember(approval.always_rule)
+            verdict = "allow" if approval.allow else "deny"
+            reason = approval.reason or ("approved by the user" if approval.allow else "the user declined")
+            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": verdict, "reason": reason})
+            return None if approval.allow else reason
+        if decision.action == "deny":
+            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision.reason})
+            return decision.reason
+        return None
+
+    def _checkpoint(self) -> None:
+        """Before the first call of a turn that may change files: a snapshot `agent undo` restores."""
+        if self._checkpointed_turn == self.turns:
+            return
+        self._checkpointed_turn = self.turns
+        try:
+            checkpoint = take_checkpoint(self.workspace.root, self.session.id, f"turn {self.turns}")
+        except CheckpointError as e:
+            self.emit({"type": "checkpoint", "ref": None, "error": str(e)})
+            return
+        event = {"type": "checkpoint", "ref": checkpoint.ref, "label": checkpoint.label}
+        self.session.add_event(event)
+        self.emit(event)
+
+    def _format_error(self, turn: ModelTurn) -> None:
+        self._format_errors += 1
+        self.emit({"type": "format_error", "turn": self.turns, "error": turn.format_error})
+        if self._format_errors >= self.limits.format_errors:
+            raise ModelFailure(f"the model wrote {self._format_errors} malformed tool calls in a row "
+                               f"(last: {turn.format_error}); try a model with better tool calling")
+        self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.tools))})
+
+    def _check_limits(self) -> None:
+        turns = self.turns - self._first_turn
+        if turns >= self.limits.max_turns:
+            raise LimitReached(f"stopped after {turns} model turns (--max-turns {self.limits.max_turns})")
+        elapsed = time.monotonic() - self._start
+        if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
+            raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")
+
+    def context_tokens(self) -> int:
+        """How many tokens the conversation takes now (what the next request would send)."""
+        return self.backend.count_tokens(self.messages, self.tool_specs())
+
+    def compact(self, force: bool = False) -> dict[str, Any] | None:
+        """Shrink the conversation when it no longer leaves room to answer (or, with force, now):
+        old tool outputs are elided first, then the history is summarised by the model. Returns
+        the compaction event, or None when nothing was done."""
+        specs = self.tool_specs()
+        window = self.backend.context_window
+        reserve = min(self.limits.reserve_tokens, window // 4)
+        before = self.backend.count_tokens(self.messages, specs)
+        if not force and not context.needs_compaction(before, window, reserve):
+            return None
+        messages, elided = context.elide_tool_outputs(self.messages)
+        summarized = False
+        if force or context.needs_compaction(self.backend.count_tokens(messages, specs), window, reserve):
+            try:
+                summary = self.backend.complete(context.compaction_request(messages), []).text
+            except ModelError as e:
+                raise ModelFailure(f"the conversation no longer fits the context and summarising it failed: {e}") from e
+            messages, summarized = context.compacted_conversation(messages, summary), True
+        after = self.backend.count_tokens(messages, specs)
+        if context.needs_compaction(after, window, reserve):
+            raise LimitReached(f"the conversation needs {after} tokens even after compaction; the context holds {window}")
+        self.session.replace_messages(messages)
+        event = {"type": "compaction", "elided": elided, "summarized": summarized, "tokens_before": before, "tokens_after": after}
+        self.session.add_event(event)
+        self.emit(event)
+        return event
+
+    def _interrupted(self, outcome: Interrupted) -> RunResult:
+        """Record the interrupted turn as it stood: the text the model had streamed (marked as
+        cut short), and a result for every call that did not get one."""
+        if self._streamed:
+            self.add({"role": "assistant", "content": self._streamed, "raw": self._streamed, "interrupted": True,
+                      "tool_calls": []})
+            self._streamed = ""
+        self._answer_pending_calls("interrupted by the user before it ran")
+        return self._result(outcome)
+
+    def _answer_pending_calls(self, note: str) -> None:
+        """Keep the conversation valid after an interrupt: every tool call gets a result."""
+        last = next((m for m in reversed(self.messages) if m["role"] == "assistant"), None)
+        if last is None:
+            return
+        answered = {m.get("tool_call_id") for m in self.messages if m["role"] == "tool"}
+        for call in last.get("tool_calls", []):
+            if call["id"] not in answered:
+                self.add({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": note})
+
+    def _result(self, outcome: AgentExit) -> RunResult:
+        duration = time.monotonic() - self._start
+        turns = self.turns - self._first_turn
+        totals = dict(self.totals)
+        prefill_s, decode_s = totals.pop("prefill_seconds"), totals.pop("decode_seconds")
+        computed = totals["prompt_tokens"] - totals["reused_prompt_tokens"]
+        totals.update(
+            duration_seconds=round(duration, 3),
+            prefill_tokens_per_second=round(computed / prefill_s, 2) if prefill_s else 0.0,
+            decode_tokens_per_second=round(max(totals["generated_tokens"] - turns, 0) / decode_s, 2) if decode_s else 0.0,
+        )
+        answer = outcome.message if isinstance(outcome, Done) else ""
+        error = "" if isinstance(outcome, Done) else outcome.message
+        return RunResult(outcome.status, outcome.exit_code, answer, error, turns, totals)

@@ -1,0 +1,143 @@
+"""Which tool calls run without asking: permission modes plus allow/deny rules.
+
+Rules look like `shell(pytest *)`, `edit_file(src/**)`, `read_file` or `git_*`: a tool name (glob)
+and optionally a pattern for the tool's subject (the command for shell, the workspace-relative path
+for file tools). Deny rules win over everything, then the mode's hard limits (plan is read-only),
+then allow rules, then the mode's defaults.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from agent.errors import AgentError
+from agent.tools.base import Tool, ToolError, Workspace
+
+MODES = ("ask", "accept-edits", "plan", "yolo")
+RULE = re.compile(r"^\s*(?P<tool>[A-Za-z0-9_*?\[\]-]+)\s*(?:\((?P<pattern>.*)\))?\s*$")
+
+
+def _path_regex(pattern: str) -> re.Pattern[str]:
+    """Glob over workspace-relative paths: ** spans directories, * and ? stay within one."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            if pattern.startswith("/", i):  # "src/**/x" also matches "src/x"
+                out[-1] = "(?:.*/)?"
+                i += 1
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+@dataclass(frozen=True)
+class Rule:
+    text: str
+    tool: str
+    pattern: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Rule":
+        m = RULE.match(text)
+        if not m:
+            raise AgentError(f"permission rule '{text}' is not of the form tool or tool(pattern), e.g. \"shell(pytest *)\"")
+        return cls(text.strip(), m["tool"], m["pattern"].strip() if m["pattern"] is not None else None)
+
+    def matches(self, tool: Tool, subject: str | None) -> bool:
+        if not fnmatch.fnmatchcase(tool.name, self.tool):
+            return False
+        if self.pattern is None or self.pattern in ("", "*", "**"):
+            return True
+        if subject is None:
+            return False
+        if tool.subject == "command":  # * matches anything, spaces included
+            return fnmatch.fnmatchcase(subject.strip(), self.pattern)
+        return bool(_path_regex(self.pattern).match(subject))
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Literal["allow", "deny", "ask"]
+    reason: str
+
+
+# What a person answers when asked: allow once, allow always (the pattern is remembered), or deny
+# with a reason for the model. An approver is shown the call, why it asks, and an edit's diff.
+@dataclass(frozen=True)
+class Approval:
+    allow: bool
+    always_rule: str | None = None
+    reason: str = ""
+
+
+Approver = Callable[[Tool, dict[str, Any], Decision, "str | None"], Approval]
+
+
+@dataclass
+class Permissions:
+    mode: str = "ask"
+    allow: list[Rule] = field(default_factory=list)
+    deny: list[Rule] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, mode: str, allow: list[str], deny: list[str]) -> "Permissions":
+        if mode not in MODES:
+            raise AgentError(f"unknown permission mode '{mode}'; use one of {', '.join(MODES)}")
+        return cls(mode, [Rule.parse(r) for r in allow], [Rule.parse(r) for r in deny])
+
+    @staticmethod
+    def subject(tool: Tool, arguments: dict[str, Any], ws: Workspace) -> str | None:
+        """The string rule patterns see: the command, or the path relative to the workspace."""
+        if tool.subject is None:
+            return None
+        value = arguments.get(tool.subject, "." if tool.subject == "path" else None)
+        if value is None or tool.subject != "path":
+            return None if value is None else str(value)
+        try:
+            return ws.relative(ws.resolve(str(value)))
+        except (ToolError, ValueError):
+            return str(value)  # the tool itself refuses escaping paths; rules just see the raw text
+
+    def check(self, tool: Tool, arguments: dict[str, Any], ws: Workspace) -> Decision:
+        subject = self.subject(tool, arguments, ws)
+        for rule in self.deny:
+            if rule.matches(tool, subject):
+                return Decision("deny", f"denied by the rule '{rule.text}'")
+        if self.mode == "plan" and tool.access != "read":
+            return Decision("deny", "plan mode is read-only: nothing may be edited or run; describe the plan instead")
+        for rule in self.allow:
+            if rule.matches(tool, subject):
+                return Decision("allow", f"allowed by the rule '{rule.text}'")
+        if self.mode == "yolo" or tool.access == "read":
+            return Decision("allow", f"{tool.access} tools run without asking in {self.mode} mode")
+        if self.mode == "accept-edits" and tool.access == "edit":
+            return Decision("allow", "file edits are accepted in accept-edits mode")
+        return Decision("ask", f"{tool.name} needs approval in {self.mode} mode")
+
+    def remember(self, rule_text: str) -> None:
+        self.allow.append(Rule.parse(rule_text))
+
+
+def suggested_rule(tool: Tool, subject: str | None) -> str:
+    """A rule a person could add to allow calls like this one: the command's first word, or the
+    file's directory."""
+    if subject is None:
+        return tool.name
+    if tool.subject == "command":
+        first = subject.split()[0] if subject.split() else subject
+        return f"{tool.name}({first} *)"
+    parent = Path(subject).parent.as_posix()
+    return f"{tool.name}({parent}/**)" if parent != "." else f"{tool.name}({subject})"

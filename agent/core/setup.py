@@ -1,0 +1,151 @@
+"""Setting up an agent: the workspace, config, backend, session and system prompt. Every front end
+(headless `agent run`, the TUI, the REPL) starts here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+from jinja2 import Environment, StrictUndefined
+
+from agent.core import context
+from agent.backends.base import Backend
+from agent.core.config import Config, load_config
+from agent.errors import AgentError
+from agent.core.loop import Agent, EventSink, Limits
+from agent.core.permissions import Approver, Permissions
+from agent.prompts import load_prompt
+from agent.core.session import Session
+from agent.tools import TOOLS
+from agent.tools.base import Workspace
+
+REPO_MAP_CHARS = 4000  # small models have small contexts; the map is a start, the tools do the rest
+
+
+@dataclass
+class RunSettings:
+    """What the command line (or the TUI) asked for; None means "from the config, else default"."""
+
+    backend: str | None = None
+    model: str | None = None
+    script: Path | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    max_turns: int | None = None
+    max_time: float | None = None
+    permission_mode: str | None = None
+    allow: list[str] = field(default_factory=list)
+    deny: list[str] = field(default_factory=list)
+    continue_session: bool = False
+    resume: str | None = None
+    device: str = "auto"
+    ctx: int | None = None
+    weights: str = "auto"
+    dtype: str = "auto"
+    chat_template: Path | None = None
+    temperature: float | None = None
+    spec: str | None = None
+    spec_n_max: int = 3
+    mtp: Path | None = None
+
+
+def find_root(cwd: Path) -> Path:
+    """The repository root containing cwd, or cwd itself outside a git repository."""
+    try:
+        return Path(git.Repo(cwd, search_parent_directories=True).working_tree_dir).resolve()
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, TypeError):
+        return cwd.resolve()
+
+
+def make_backend(settings: RunSettings, config: Config) -> Backend:
+    name = settings.backend or config.backend.get("name", "embedded")
+    if name == "scripted":
+        from agent.backends.scripted import ScriptedBackend
+
+        script = settings.script or config.backend.get("script")
+        if not script:
+            raise AgentError("the scripted backend needs --script FILE (a JSON Lines file of model turns)")
+        return ScriptedBackend.from_file(Path(script), int(settings.ctx or config.backend.get("context_window", 32768)))
+    if name == "openai":
+        from agent.backends.openai import OpenAIBackend
+
+        flags = {"base_url": settings.base_url, "api_key": settings.api_key, "model": settings.model,
+                 "context_window": settings.ctx}
+        try:
+            return OpenAIBackend.from_settings({k: v for k, v in flags.items() if v is not None}, os.environ, config.backend)
+        except ValueError as e:
+            raise AgentError(str(e)) from e
+    if name == "embedded":
+        return _embedded_backend(settings, config)
+    raise AgentError(f"unknown backend '{name}'; use embedded, openai or scripted")
+
+
+def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
+    from inference import Engine, SamplingParams
+
+    from agent.backends.embedded import EmbeddedBackend
+    from agent.backends.model_store import resolve_model
+
+    template = read_chat_template(settings.chat_template)
+    path = resolve_model(settings.model or config.backend.get("model"), show_progress=True)
+    engine = Engine.load(path, device=settings.device, n_ctx=settings.ctx or config.backend.get("context_window"),
+                         weights=settings.weights, chat_template=template, dtype=settings.dtype,
+                         spec=settings.spec or config.backend.get("spec", "auto"), spec_n_max=settings.spec_n_max,
+                         mtp=settings.mtp)
+    print_engine_warnings(engine)
+    temperature = settings.temperature if settings.temperature is not None else config.backend.get("temperature", 0.0)
+    return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)),
+                           max_new_tokens=int(config.backend.get("max_new_tokens", 2048)))
+
+
+def print_engine_warnings(engine) -> None:
+    """What did not stop the load but the user should know (e.g. MTP drafting turned off): one line each."""
+    for warning in engine.warnings:
+        print(f"agent: warning: {warning}", file=sys.stderr)
+
+
+def read_chat_template(path: str | Path | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise AgentError(f"cannot read --chat-template {path}: {e.strerror}") from e
+
+
+def system_prompt(root: Path) -> str:
+    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+    template = env.from_string(load_prompt("system.md"))
+    return template.render(root=root, instructions=context.project_instructions(root),
+                           repo_map=context.repo_map(root, REPO_MAP_CHARS)).strip()
+
+
+def open_session(settings: RunSettings, root: Path, backend: Backend) -> Session:
+    if settings.resume:
+        return Session.load(root, settings.resume)
+    if settings.continue_session:
+        return Session.latest(root)
+    session = Session.create(root, {"backend": backend.name, "model": backend.model})
+    session.add_message({"role": "system", "content": system_prompt(root)})
+    return session
+
+
+def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: Approver | None = None) -> tuple[Agent, dict[str, Any]]:
+    root = find_root(cwd)
+    config = load_config(root)
+    permissions = Permissions.from_settings(settings.permission_mode or config.permission_mode,
+                                            config.allow + settings.allow, config.deny + settings.deny)
+    backend = make_backend(settings, config)
+    session = open_session(settings, root, backend)
+    limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
+                    max_seconds=settings.max_time or config.agent.get("max_time"))
+    workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
+    agent = Agent(backend, dict(TOOLS), workspace, permissions, session, on_event, approver, limits)
+    init = {"type": "init", "session_id": session.id, "backend": backend.name, "model": backend.model,
+            "root": str(root), "permission_mode": permissions.mode, "tools": list(TOOLS),
+            "resumed": bool(settings.resume or settings.continue_session), "context_window": backend.context_window}
+    return agent, init
