@@ -20,7 +20,8 @@ from .gguf_file import GGUFFile
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
-from .speculative import MAX_DRAFT, MODES as SPEC_MODES, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop, StepCosts
+from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
+                          StepCosts)
 from .tokenizer import Tokenizer
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
@@ -93,7 +94,7 @@ class StopStrings:
 class Generation:
     """An iterator of text deltas; after it is exhausted, `completion` holds the result."""
 
-    def __init__(self, loop: "TokenLoop | SpeculativeLoop", tokenizer: Tokenizer, stop: Sequence[str], device: torch.device):
+    def __init__(self, loop: TokenLoop, tokenizer: Tokenizer, stop: Sequence[str], device: torch.device):
         self.loop = loop
         self._tokenizer = tokenizer
         self._stop = StopStrings(stop)
@@ -121,7 +122,7 @@ class Generation:
                 yield tail
         stats = self.loop.stats
         stats.peak_memory_bytes = peak_memory_bytes(self._device)
-        spec = getattr(self.loop, "spec", None)
+        spec = self.loop.speculative_stats()
         if spec is not None:
             stats.speculative = spec.as_dict()
         reason = "stop" if self._stop.stopped else (self.loop.finish_reason or "length")
@@ -264,9 +265,9 @@ class Engine:
         drafters = self._drafters()
         if drafters:
             spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0), **self._mtp_sizes())
+            policy = DraftPolicy(self.spec_n_max, adaptive=self.spec == "auto", costs=self.step_costs)
             loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters=drafters,
-                                   n_max=self.spec_n_max, adaptive=self.spec == "auto", spec=spec, costs=self.step_costs,
-                                   on_prefill=on_prefill)
+                                   policy=policy, spec=spec, on_prefill=on_prefill)
         else:
             loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, on_prefill=on_prefill)
         return Generation(loop, self.tokenizer, stop, self.device)
@@ -280,7 +281,7 @@ class Engine:
             if self.mtp_drafter is None:
                 raise EngineError("spec 'mtp' needs an MTP head, and none was loaded (load with spec='auto' or 'mtp')")
             return [self.mtp_drafter]
-        return [d for d in (self.ngram_drafter, self.mtp_drafter) if d is not None]  # see SpeculativeLoop._draft
+        return [d for d in (self.ngram_drafter, self.mtp_drafter) if d is not None]  # see DraftPolicy.choose
 
     def _mtp_sizes(self) -> dict[str, int]:
         if self.mtp_head is None:

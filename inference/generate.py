@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .kv_cache import KVCache
 from .sampling import Sampler
+
+if TYPE_CHECKING:
+    from .speculative import SpecStats
 
 PREFILL_CHUNK = 512
 
@@ -114,6 +117,10 @@ class TokenLoop:
     def observers(self) -> Sequence:
         """Who sees the prefill's hidden states (speculative drafters)."""
         return ()
+
+    def speculative_stats(self) -> SpecStats | None:
+        """What drafting did in this generation; None for a loop that does not draft."""
+        return None
 
     def next_tokens(self, last: int, history: list[int]) -> list[int]:
         """Feed `last` (sampled, not yet in the cache) and return the tokens that follow it."""

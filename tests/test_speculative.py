@@ -19,7 +19,8 @@ from inference.errors import UnsupportedModelError
 from inference.generate import decode_step, prefill
 from inference.sampling import Sampler, SamplingParams
 from inference.kv_cache import KVCache
-from inference.speculative import MAX_DRAFT, STRONG_LOOKUP, AdaptiveLength, NgramDrafter, SpeculativeLoop, StepCosts
+from inference.speculative import (MAX_DRAFT, STRONG, STRONG_LOOKUP, WEAK, AdaptiveLength, Draft, DraftPolicy, NgramDrafter,
+                                  SpeculativeLoop, StepCosts)
 from support.qwen35_fixtures import FIXTURES, Case, ids, reference, run_with_trace
 
 DENSE = Case("qwen35-dense-F32", "qwen35-dense-ref")
@@ -63,6 +64,8 @@ def test_default_model_with_prompt_lookup_is_lossless_and_accepts(default_engine
 class FollowsNothing:
     """A test drafter that needs nothing from the model: no cache of its own to keep in step."""
 
+    free = False
+
     def max_keep(self) -> int:
         return 1 << 62
 
@@ -86,13 +89,13 @@ class InjectedDrafter(FollowsNothing):
     states_after_rejection: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     rejected_last_step: bool = False
 
-    def draft(self, last: int, context: list[int], n: int) -> list[int]:
+    def draft(self, last: int, context: list[int], n: int, worth=None) -> Draft:
         if self.rejected_last_step:
             self.states_after_rejection.append((len(context), self.cache.ssm.clone(), self.cache.conv.clone()))
         first = len(context) + 1 - self.prompt_length  # index in the continuation of the first drafted token
         drafts = [t if first + i not in self.corrupt else (t + 1) % 1000
                   for i, t in enumerate(self.continuation[first : first + n])]
-        return drafts
+        return Draft(drafts, self.name, self.name)
 
     def expected_accepted(self, first: int, n: int) -> int:
         return next((i for i in range(n) if first + i in self.corrupt), n)
@@ -121,7 +124,7 @@ def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
     engine = Engine.load(case.path, device="cpu", spec="off")
     drafter = InjectedDrafter(want, len(prompt), corrupt={2, 4, 5, 9, 14, 15, 16, 21}, cache=engine.cache)
     loop = SpeculativeLoop(engine.model, engine.cache, prompt, Sampler(SamplingParams()), 24, frozenset(),
-                           drafters=[drafter], n_max=4)
+                           drafters=[drafter], policy=DraftPolicy(n_max=4))
     out = []
     for token in loop:
         out.append(token)
@@ -170,8 +173,8 @@ class TableDrafter(FollowsNothing):
     def __init__(self, prompt_length: int, table: dict[int, list[int]]):
         self.prompt_length, self.table = prompt_length, table
 
-    def draft(self, last: int, context: list[int], n: int) -> list[int]:
-        return self.table.get(last, [])[:n] if len(context) == self.prompt_length else []
+    def draft(self, last: int, context: list[int], n: int, worth=None) -> Draft:
+        return Draft(self.table.get(last, [])[:n] if len(context) == self.prompt_length else [], self.name, self.name)
 
 
 def test_sampling_with_speculation_follows_the_target_distribution():
@@ -205,7 +208,7 @@ def test_sampling_with_speculation_follows_the_target_distribution():
     drafter = TableDrafter(len(prompt), table)
     for seed in range(n_samples):
         sampler = Sampler(SamplingParams(temperature=params.temperature, top_k=params.top_k, seed=seed))
-        loop = SpeculativeLoop(engine.model, engine.cache, prompt, sampler, 4, frozenset(), drafters=[drafter], n_max=2)
+        loop = SpeculativeLoop(engine.model, engine.cache, prompt, sampler, 4, frozenset(), drafters=[drafter], policy=DraftPolicy(n_max=2))
         counts[tuple(loop)[:3]] += 1  # the first three of four: after t1 there is room for two drafts
         accepted[loop.trace[0][1]] += 1
     assert set(counts) <= set(exact)
@@ -225,10 +228,12 @@ def test_sampling_with_speculation_follows_the_target_distribution():
 def test_ngram_drafter_proposes_what_followed_the_longest_match():
     drafter = NgramDrafter(min_match=2, max_match=4)
     context = [1, 2, 3, 4, 5, 9, 9, 2, 3]
-    assert drafter.draft(4, context, 3) == [5, 9, 9]
-    assert drafter.last_match == 3  # [2, 3, 4]
-    assert drafter.draft(7, context, 3) == []
-    assert drafter.draft(3, [5, 3, 6, 7, 5], 2) == [6, 7] and drafter.last_match == 2
+    draft = drafter.draft(4, context, 3)
+    assert draft.tokens == [5, 9, 9]
+    assert draft.kind == STRONG  # [2, 3, 4] (the only longer match there could be, [9, 2, 3, 4], is not in it)
+    assert drafter.draft(7, context, 3).tokens == []
+    draft = drafter.draft(3, [5, 3, 6, 7, 5], 2)
+    assert draft.tokens == [6, 7] and draft.kind == WEAK  # [5, 3]: min_match is 2, so weak means 2
 
 
 def test_ngram_index_agrees_with_a_plain_scan():
@@ -245,7 +250,7 @@ def test_ngram_index_agrees_with_a_plain_scan():
     drafter, context = NgramDrafter(), []
     for step in range(400):
         last = int(rng.integers(0, 5))
-        assert drafter.draft(last, context, 4) == scan(context + [last], 4), step
+        assert drafter.draft(last, context, 4).tokens == scan(context + [last], 4), step
         if step % 37 == 36:  # a new prompt sharing only a prefix
             keep = int(rng.integers(0, len(context) + 1))
             context = context[:keep]
@@ -318,29 +323,29 @@ def test_auto_drafts_as_far_as_the_measured_costs_pay_for():
 
 
 def test_auto_verifies_a_draft_only_when_its_confidence_pays_for_its_row():
-    loop = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True)
-    assert loop._worth_verifying(0, 0.01)  # nothing measured yet: every draft is tried
+    policy = DraftPolicy(adaptive=True)
+    assert policy.worth_verifying(0, 0.01)  # nothing measured yet: every draft is tried
     for rows in (1, 2, 3):
-        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
-    assert not loop._worth_verifying(0, 0.24) and loop._worth_verifying(0, 0.26)
-    assert not loop._worth_verifying(1, 0.2) and loop._worth_verifying(1, 0.3)
-    gpu = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True)
+        policy.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
+    assert not policy.worth_verifying(0, 0.24) and policy.worth_verifying(0, 0.26)
+    assert not policy.worth_verifying(1, 0.2) and policy.worth_verifying(1, 0.3)
+    gpu = DraftPolicy(adaptive=True)
     for rows in (1, 2, 3):
         gpu.costs.observe_verify(rows, 0.010 * (1 + 0.02 * (rows - 1)))
-    assert gpu._worth_verifying(2, 0.05)  # rows almost free: unlikely drafts are still worth a try
+    assert gpu.worth_verifying(2, 0.05)  # rows almost free: unlikely drafts are still worth a try
 
 
 def test_a_weak_lookup_wins_over_a_head_whose_steps_cost_more_than_its_edge():
-    loop = SpeculativeLoop(None, None, [], None, 100, frozenset(), drafters=[], adaptive=True, n_max=1)
-    loop._adaptive("ngram").rate = [0.6]
-    loop._adaptive("mtp").rate = [0.65]
-    assert not loop._lookup_pays_as_well("ngram", "mtp")  # nothing timed yet: the head is right more often
+    policy = DraftPolicy(adaptive=True, n_max=1)
+    policy.adaptive_length("ngram").rate = [0.6]
+    policy.adaptive_length("mtp").rate = [0.65]
+    assert not policy.lookup_pays_as_well("ngram", "mtp")  # nothing timed yet: the head is right more often
     for rows in (1, 2):
-        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))
-    loop.costs.observe_draft("mtp", 1, 0.002)  # a head step: 20% of a token
-    assert loop._lookup_pays_as_well("ngram", "mtp")  # 1.6 tokens for 1.25 vs 1.65 for 1.45
-    loop._adaptive("mtp").rate = [0.95]
-    assert not loop._lookup_pays_as_well("ngram", "mtp")  # 1.95 for 1.45 beats 1.6 for 1.25
+        policy.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))
+    policy.costs.observe_draft("mtp", 1, 0.002)  # a head step: 20% of a token
+    assert policy.lookup_pays_as_well("ngram", "mtp")  # 1.6 tokens for 1.25 vs 1.65 for 1.45
+    policy.adaptive_length("mtp").rate = [0.95]
+    assert not policy.lookup_pays_as_well("ngram", "mtp")  # 1.95 for 1.45 beats 1.6 for 1.25
 
 
 def test_the_head_stops_drafting_where_its_confidence_falls_short():
@@ -349,15 +354,15 @@ def test_the_head_stops_drafting_where_its_confidence_falls_short():
     engine = Engine.load(MTPFIT.path, device="cpu", spec="mtp", spec_n_max=4)
     last = engine.generate(ids(reference(MTPFIT.ref), "prompt_ids"), sampling=SamplingParams(), max_new_tokens=1).token_ids[-1]
     drafter, context = engine.mtp_drafter, list(engine.cache.tokens)  # `last` is the token after them
-    full = drafter.draft(last, context, 4)
+    full = drafter.draft(last, context, 4).tokens
     offered: list[tuple[int, float]] = []
-    assert drafter.draft(last, context, 4, worth=lambda i, reach: offered.append((i, reach)) or True) == full
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: offered.append((i, reach)) or True).tokens == full
     assert [i for i, _ in offered] == [0, 1, 2, 3]
     reaches = [r for _, r in offered]
     assert 0 < reaches[-1] and all(1 >= a >= b for a, b in zip(reaches, reaches[1:]))
-    assert drafter.draft(last, context, 4, worth=lambda i, reach: i < 2) == full[:2]
-    assert drafter.draft(last, context, 4, worth=lambda i, reach: False) == []
-    assert drafter.cache.length == len(context) and drafter.draft(last, context, 4) == full
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: i < 2).tokens == full[:2]
+    assert drafter.draft(last, context, 4, worth=lambda i, reach: False).tokens == []
+    assert drafter.cache.length == len(context) and drafter.draft(last, context, 4).tokens == full
 
 
 def test_auto_cuts_strong_lookup_drafts_that_stop_paying_off():
@@ -365,17 +370,18 @@ def test_auto_cuts_strong_lookup_drafts_that_stop_paying_off():
     measured costs justify, and not at all (bar probes) once such drafts keep failing."""
     cache = KVCache(1, 1, 4, 64, torch.float32, torch.device("cpu"))
     cache.tokens = list(range(1, 11)) * 3 + [1, 2, 3]  # `4` next: a strong match, 7 tokens to copy
-    loop = SpeculativeLoop(None, cache, [], None, 100, frozenset(), drafters=[NgramDrafter()], adaptive=True)
+    policy, drafters = DraftPolicy(adaptive=True), [NgramDrafter()]
     for rows in range(1, 9):
-        loop.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
-    drafts, drafter, key = loop._draft(4, 50)
+        policy.costs.observe_verify(rows, 0.010 * (1 + 0.25 * (rows - 1)))  # a CPU: +25% a row
+    draft = policy.choose(drafters, 4, cache.tokens, 50)
+    drafts, drafter, key = draft.tokens, draft.drafter, draft.length_key
     assert drafter == "ngram" and key == STRONG_LOOKUP and drafts == [5, 6, 7, 8, 9, 10][: len(drafts)]
     assert 2 <= len(drafts) < MAX_DRAFT  # at the optimistic start (80% per position), 7 rows cost more than they give
     for _ in range(20):
-        loop._adaptive(key).update(len(drafts), 0)
-    assert [len(loop._draft(4, 50)[0]) for _ in range(8)] == [0] * 7 + [1]  # paused, with a probe
-    loop.adaptive = False  # --spec ngram: the whole match
-    assert loop._draft(4, 50)[0] == [5, 6, 7, 8, 9, 10, 1]
+        policy.adaptive_length(key).update(len(drafts), 0)
+    assert [len(policy.choose(drafters, 4, cache.tokens, 50).tokens) for _ in range(8)] == [0] * 7 + [1]  # paused, with a probe
+    policy.adaptive = False  # --spec ngram: the whole match
+    assert policy.choose(drafters, 4, cache.tokens, 50).tokens == [5, 6, 7, 8, 9, 10, 1]
 
 
 def test_auto_mode_stops_paying_for_a_head_that_is_never_accepted():
