@@ -329,6 +329,7 @@ def test_interrupt_exits_130_and_keeps_the_session_valid(repo, capsys):
 def compaction_run(repo: Path, turns: list[dict], window: int):
     """An agent with only read_file (a small tool list) on a small context window."""
     from agent.backends.scripted import ScriptedBackend
+    from agent.core.environment import Environment
     from agent.core.loop import Agent, Limits
     from agent.core.permissions import Permissions
     from agent.core.session import Session
@@ -340,8 +341,8 @@ def compaction_run(repo: Path, turns: list[dict], window: int):
     events: list[dict] = []
     session = Session.create(repo, {})
     session.add_message({"role": "system", "content": "You are a test."})
-    agent = Agent(backend, {"read_file": TOOLS["read_file"]}, Workspace(repo), Permissions(), session, events.append,
-                  limits=Limits(reserve_tokens=500))
+    agent = Agent(backend, Environment({"read_file": TOOLS["read_file"]}, Workspace(repo), Permissions()), session,
+                  lambda event: events.append(event.as_dict()), limits=Limits(reserve_tokens=500))
     result = agent.run("How long is big.txt?")
     return result, [e for e in events if e["type"] == "compaction"], backend, session
 

@@ -12,6 +12,7 @@ import pytest
 
 from agent.backends.embedded import EmbeddedBackend
 from agent.backends.scripted import ScriptedBackend
+from agent.core.environment import Environment
 from agent.core.loop import Agent, Limits
 from agent.core.permissions import Permissions
 from agent.core.session import Session
@@ -96,7 +97,8 @@ def test_reused_tokens_reach_the_stats_and_result_events(backend, project):
     events: list[dict] = []
     session = Session.create(project, {"backend": "embedded", "model": backend.model})
     session.add_message({"role": "system", "content": "You are a helpful assistant."})
-    agent = Agent(backend, dict(TOOLS), Workspace(project), Permissions(), session, events.append, limits=Limits(max_turns=3))
+    agent = Agent(backend, Environment(dict(TOOLS), Workspace(project), Permissions()), session,
+                  lambda event: events.append(event.as_dict()), limits=Limits(max_turns=3))
     agent.run("Say hi.")
     first_result = events[-1]
     events.clear()

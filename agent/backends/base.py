@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Protocol
 
 # A conversation message, provider-neutral (OpenAI-like), JSON-serialisable:
@@ -31,14 +31,16 @@ class TurnStats:
     prompt_tokens: int = 0
     reused_prompt_tokens: int = 0  # prompt prefix served from the KV cache (embedded) or reported cached (server)
     generated_tokens: int = 0
-    prefill_tokens_per_second: float = 0.0
-    decode_tokens_per_second: float = 0.0
-    seconds: float = 0.0
+    prefill_seconds: float = 0.0  # computing the prompt (a server: until the first token arrives)
+    decode_seconds: float = 0.0  # the generated tokens after the first, which came with the prefill
+    seconds: float = 0.0  # the whole turn
     drafted_tokens: int = 0  # speculative decoding (embedded backend)
     accepted_tokens: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: round(v, 2) if isinstance(v, float) else v for k, v in self.__dict__.items()}
+    def add(self, other: "TurnStats") -> None:
+        """Sum another turn into this one (a run's totals)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass

@@ -82,8 +82,8 @@ class EmbeddedBackend:
         completion = stream.completion
         s = completion.stats
         stats = TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
-                          generated_tokens=s.generated_tokens, prefill_tokens_per_second=s.prefill_tokens_per_second,
-                          decode_tokens_per_second=s.decode_tokens_per_second, seconds=time.perf_counter() - start,
+                          generated_tokens=s.generated_tokens, prefill_seconds=s.prefill_seconds,
+                          decode_seconds=s.decode_seconds, seconds=time.perf_counter() - start,
                           drafted_tokens=(s.speculative or {}).get("drafted", 0),
                           accepted_tokens=(s.speculative or {}).get("accepted", 0))
         parsed = parse_tool_calls(completion.text, {t["function"]["name"] for t in tools})

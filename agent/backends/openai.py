@@ -418,15 +418,9 @@ class OpenAIBackend:
                           seconds=ended - started)
         if not stats.generated_tokens:
             stats.generated_tokens = estimate_tokens(turn.raw + turn.reasoning) if (turn.raw or turn.reasoning) else 0
+        # the first token arrives with the prefill; the rest is decode
         first = stream.first_token_at or ended
-        prefill_seconds, decode_seconds = first - started, ended - first
-        # cached prompt tokens were not computed, so they don't count toward the prefill rate
-        computed = stats.prompt_tokens - stats.reused_prompt_tokens
-        if prefill_seconds > 0 and computed > 0:
-            stats.prefill_tokens_per_second = computed / prefill_seconds
-        # the first token arrived with the prefill; the rest is decode
-        if decode_seconds > 0 and stats.generated_tokens > 1:
-            stats.decode_tokens_per_second = (stats.generated_tokens - 1) / decode_seconds
+        stats.prefill_seconds, stats.decode_seconds = first - started, ended - first
         return stats
 
 

@@ -8,6 +8,7 @@ The file is JSON Lines (or one JSON array); each entry is one model turn:
     {"text": "typing...", "interrupt": true}                          # as if the user pressed Ctrl-C
     {"text": "long prompt", "prefill": [8192, 0.05]}                   # reports prefill progress: tokens, seconds per chunk
     {"text": "cut sho", "finish_reason": "length"}                     # as if the token limit stopped it
+    {"text": "timed", "timing": [0.5, 2.0]}                            # the stats' prefill and decode seconds
 Lines starting with # are comments. Running out of turns is a model failure.
 """
 
@@ -96,7 +97,9 @@ class ScriptedBackend:
             text, reasoning, error = spec.get("text", ""), spec.get("reasoning", ""), None
             calls = [ToolCall(c.get("id", f"call_{i}"), c["name"], c.get("arguments", {}))
                      for i, c in enumerate(spec.get("tool_calls", []), 1)]
+        prefill_seconds, decode_seconds = spec.get("timing", (0.0, 0.0))  # nothing is computed: 0 unless scripted
         stats = TurnStats(prompt_tokens=self.count_tokens(messages, tools), generated_tokens=max(len(raw) // 4, 1),
+                          prefill_seconds=float(prefill_seconds), decode_seconds=float(decode_seconds),
                           seconds=time.perf_counter() - start)
         return ModelTurn(text=text, tool_calls=calls, raw=raw, reasoning=reasoning, format_error=error,
                          finish_reason=spec.get("finish_reason", "tool_calls" if calls else "stop"), stats=stats)

@@ -7,18 +7,20 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from agent.core import context
-from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall
+from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
 from agent.core.checkpoints import CheckpointError, take as take_checkpoint
-from agent.core.permissions import Approver, Permissions
+from agent.core.environment import Environment
+from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, EventSink, FormatErrorEvent,
+                               PermissionEvent, PrefillProgressEvent, ResultEvent, StatsEvent, TextDeltaEvent,
+                               ToolCallEvent, ToolResultEvent)
 from agent.core.session import Session
 from agent.core.toolcalls import format_error_message
 from agent.tools import run_tool
-from agent.tools.base import Tool, ToolError, Workspace
+from agent.tools.base import Tool
 
-EventSink = Callable[[dict[str, Any]], None]
 EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
 EVENT_DIFF_CHARS = 200_000  # an edit's diff is added to its tool_call event up to this size
 
@@ -64,22 +66,21 @@ class RunResult:
     answer: str
     error: str
     turns: int
-    totals: dict[str, Any] = field(default_factory=dict)
+    totals: TurnStats = field(default_factory=TurnStats)  # the run's turns summed
+    duration_seconds: float = 0.0
 
-    def event(self, session_id: str) -> dict[str, Any]:
-        return {"type": "result", "status": self.status, "exit_code": self.exit_code, "answer": self.answer,
-                "error": self.error, "turns": self.turns, "session_id": session_id, **self.totals}
+    def event(self, session_id: str) -> ResultEvent:
+        return ResultEvent(self.status, self.exit_code, self.answer, self.error, self.turns, session_id,
+                           self.totals, self.duration_seconds)
 
 
 class Agent:
-    def __init__(self, backend: Backend, tools: dict[str, Tool], workspace: Workspace, permissions: Permissions,
-                 session: Session, on_event: EventSink, approver: Approver | None = None, limits: Limits | None = None):
-        self.backend, self.tools, self.workspace, self.permissions = backend, tools, workspace, permissions
-        self.session, self.on_event, self.approver = session, on_event, approver
+    def __init__(self, backend: Backend, env: Environment, session: Session, on_event: EventSink,
+                 limits: Limits | None = None):
+        self.backend, self.env, self.session, self.on_event = backend, env, session, on_event
         self.limits = limits or Limits()
         self.turns = 0
-        self.totals = {"prompt_tokens": 0, "reused_prompt_tokens": 0, "generated_tokens": 0, "drafted_tokens": 0,
-                       "accepted_tokens": 0, "prefill_seconds": 0.0, "decode_seconds": 0.0}
+        self.totals = TurnStats()
         self._recent_calls: list[str] = []
         self._format_errors = 0
         self._checkpointed_turn = -1
@@ -90,10 +91,10 @@ class Agent:
     def interrupt(self) -> None:
         """Stop the running task as soon as possible (from any thread): the model's turn or the
         running tool ends, and run() returns an interrupted result with the session consistent."""
-        self.workspace.cancel.set()
+        self.env.workspace.cancel.set()
 
     def _check_interrupt(self) -> None:
-        if self.workspace.cancel.is_set():
+        if self.env.workspace.cancel.is_set():
             raise Interrupted("interrupted by the user")
 
     @property
@@ -103,7 +104,7 @@ class Agent:
     def add(self, message: Message) -> None:
         self.session.add_message(message)
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Event) -> None:
         self.on_event(event)
 
     # -- the loop -----------------------------------------------------------------------------
@@ -113,8 +114,8 @@ class Agent:
         counting across the runs of a session (a TUI sends several tasks to one agent)."""
         self._start = time.monotonic()
         self._first_turn = self.turns
-        self.totals = dict.fromkeys(self.totals, 0)
-        self.workspace.cancel.clear()
+        self.totals = TurnStats()
+        self.env.workspace.cancel.clear()
         self.add({"role": "user", "content": task})
         try:
             while True:
@@ -125,7 +126,7 @@ class Agent:
             result = self._interrupted(outcome)
         except AgentExit as outcome:
             result = self._result(outcome)
-        self.workspace.cancel.clear()
+        self.env.workspace.cancel.clear()
         event = result.event(self.session.id)
         self.session.add_event(event)
         self.emit(event)
@@ -140,8 +141,8 @@ class Agent:
         calls = [] if turn.format_error else turn.tool_calls
         self.add({"role": "assistant", "content": turn.text, "raw": turn.raw or turn.text, "reasoning": turn.reasoning,
                   "tool_calls": [c.as_dict() for c in calls]})
-        self.emit({"type": "assistant", "turn": self.turns, "text": turn.text, "reasoning": turn.reasoning})
-        self.emit({"type": "stats", "turn": self.turns, **turn.stats.as_dict()})
+        self.emit(AssistantEvent(self.turns, turn.text, turn.reasoning))
+        self.emit(StatsEvent(self.turns, turn.stats))
         if turn.format_error:
             self._format_error(turn)
             return
@@ -151,47 +152,38 @@ class Agent:
         for call in turn.tool_calls:
             self.execute(call)
 
-    def tool_specs(self) -> list[dict[str, Any]]:
-        return [tool.spec() for tool in self.tools.values()]
-
     def query(self) -> ModelTurn:
         self._streamed = ""
         self._check_interrupt()
         try:
-            turn = self.backend.complete(self.messages, self.tool_specs(), on_text=self._on_text, on_progress=self._on_prefill)
+            turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text, on_progress=self._on_prefill)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""
-        for key in ("prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens"):
-            self.totals[key] += getattr(turn.stats, key)
-        stats = turn.stats
-        if stats.prefill_tokens_per_second:
-            self.totals["prefill_seconds"] += (stats.prompt_tokens - stats.reused_prompt_tokens) / stats.prefill_tokens_per_second
-        if stats.decode_tokens_per_second:
-            self.totals["decode_seconds"] += max(stats.generated_tokens - 1, 0) / stats.decode_tokens_per_second
+        self.totals.add(turn.stats)
         return turn
 
     def _on_text(self, delta: str) -> None:
         self._check_interrupt()
         self._streamed += delta
-        self.emit({"type": "text_delta", "text": delta})
+        self.emit(TextDeltaEvent(delta))
 
     def _on_prefill(self, done: int, total: int) -> None:
         self._check_interrupt()
-        self.emit({"type": "prefill_progress", "done": done, "total": total})
+        self.emit(PrefillProgressEvent(done, total))
 
     def execute(self, call: ToolCall) -> None:
-        event = {"type": "tool_call", "turn": self.turns, "id": call.id, "name": call.name, "arguments": call.arguments}
-        diff = self._preview(call)
-        self.emit({**event, "diff": diff} if diff and len(diff) <= EVENT_DIFF_CHARS else event)
+        diff = self.env.preview(call)
+        shown_diff = diff if diff and len(diff) <= EVENT_DIFF_CHARS else None
+        self.emit(ToolCallEvent(self.turns, call.id, call.name, call.arguments, shown_diff))
         signature = json.dumps([call.name, call.arguments], sort_keys=True)
         self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
         if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
             self._tool_message(call, "not run: this exact call was already made twice in a row", True, {})
             raise LimitReached(f"the same call ({call.name}) was made {self.limits.repeated_calls} times in a row")
-        tool = self.tools.get(call.name)
+        tool = self.env.tools.get(call.name)
         if tool is None:
-            self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.tools)}", True, {})
+            self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.env.tools)}", True, {})
             return
         denial = self._permission(tool, call, diff)
         if denial:
@@ -199,47 +191,36 @@ class Agent:
             return
         if tool.access != "read":
             self._checkpoint()
-        result = run_tool(tool, self.workspace, call.arguments)
+        result = run_tool(tool, self.env.workspace, call.arguments)
         self._tool_message(call, result.output, result.is_error, result.data)
         self._check_interrupt()
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _preview(self, call: ToolCall) -> str | None:
-        """The unified diff an edit would apply, computed once for the event and the approval."""
-        tool = self.tools.get(call.name)
-        if tool is None or tool.preview is None:
-            return None
-        try:
-            diff = tool.preview(self.workspace, **call.arguments)
-        except (ToolError, OSError, TypeError):
-            return None  # the call itself will report what is wrong
-        return diff
-
     def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
         self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
         shown = output if len(output) <= EVENT_OUTPUT_CHARS else output[:EVENT_OUTPUT_CHARS] + f"\n[... {len(output) - EVENT_OUTPUT_CHARS} more characters]"
-        self.emit({"type": "tool_result", "turn": self.turns, "id": call.id, "name": call.name, "is_error": is_error,
-                   "output": shown, "data": data})
+        self.emit(ToolResultEvent(self.turns, call.id, call.name, is_error, shown, data))
 
     def _permission(self, tool: Tool, call: ToolCall, diff: str | None) -> str | None:
         """None when the call may run, else the reason it may not (which goes to the model)."""
-        decision = self.permissions.check(tool, call.arguments, self.workspace)
+        env = self.env
+        decision = env.permissions.check(tool, call.arguments, env.workspace)
         if decision.action == "ask":
-            if self.approver is None:
+            if env.approver is None:
                 decision_text = (f"{decision.reason}, and nobody can approve it in a headless run; the user can allow "
                                  "it with --allow or --permission-mode")
-                self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision_text})
+                self.emit(PermissionEvent(call.id, call.name, "deny", decision_text))
                 return decision_text
-            approval = self.approver(tool, call.arguments, decision, diff)
+            approval = env.approver(tool, call.arguments, decision, diff)
             if approval.always_rule:
-                self.permissions.remember(approval.always_rule)
+                env.permissions.remember(approval.always_rule)
             verdict = "allow" if approval.allow else "deny"
             reason = approval.reason or ("approved by the user" if approval.allow else "the user declined")
-            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": verdict, "reason": reason})
+            self.emit(PermissionEvent(call.id, call.name, verdict, reason))
             return None if approval.allow else reason
         if decision.action == "deny":
-            self.emit({"type": "permission", "id": call.id, "name": call.name, "decision": "deny", "reason": decision.reason})
+            self.emit(PermissionEvent(call.id, call.name, "deny", decision.reason))
             return decision.reason
         return None
 
@@ -249,21 +230,21 @@ class Agent:
             return
         self._checkpointed_turn = self.turns
         try:
-            checkpoint = take_checkpoint(self.workspace.root, self.session.id, f"turn {self.turns}")
+            checkpoint = take_checkpoint(self.env.workspace.root, self.session.id, f"turn {self.turns}")
         except CheckpointError as e:
-            self.emit({"type": "checkpoint", "ref": None, "error": str(e)})
+            self.emit(CheckpointEvent(None, error=str(e)))
             return
-        event = {"type": "checkpoint", "ref": checkpoint.ref, "label": checkpoint.label}
+        event = CheckpointEvent(checkpoint.ref, checkpoint.label)
         self.session.add_event(event)
         self.emit(event)
 
     def _format_error(self, turn: ModelTurn) -> None:
         self._format_errors += 1
-        self.emit({"type": "format_error", "turn": self.turns, "error": turn.format_error})
+        self.emit(FormatErrorEvent(self.turns, turn.format_error or ""))
         if self._format_errors >= self.limits.format_errors:
             raise ModelFailure(f"the model wrote {self._format_errors} malformed tool calls in a row "
                                f"(last: {turn.format_error}); try a model with better tool calling")
-        self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.tools))})
+        self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.env.tools))})
 
     def _check_limits(self) -> None:
         turns = self.turns - self._first_turn
@@ -275,13 +256,13 @@ class Agent:
 
     def context_tokens(self) -> int:
         """How many tokens the conversation takes now (what the next request would send)."""
-        return self.backend.count_tokens(self.messages, self.tool_specs())
+        return self.backend.count_tokens(self.messages, self.env.tool_specs())
 
-    def compact(self, force: bool = False) -> dict[str, Any] | None:
+    def compact(self, force: bool = False) -> CompactionEvent | None:
         """Shrink the conversation when it no longer leaves room to answer (or, with force, now):
         old tool outputs are elided first, then the history is summarised by the model. Returns
         the compaction event, or None when nothing was done."""
-        specs = self.tool_specs()
+        specs = self.env.tool_specs()
         window = self.backend.context_window
         reserve = min(self.limits.reserve_tokens, window // 4)
         before = self.backend.count_tokens(self.messages, specs)
@@ -299,7 +280,7 @@ class Agent:
         if context.needs_compaction(after, window, reserve):
             raise LimitReached(f"the conversation needs {after} tokens even after compaction; the context holds {window}")
         self.session.replace_messages(messages)
-        event = {"type": "compaction", "elided": elided, "summarized": summarized, "tokens_before": before, "tokens_after": after}
+        event = CompactionEvent(elided, summarized, before, after)
         self.session.add_event(event)
         self.emit(event)
         return event
@@ -325,16 +306,7 @@ class Agent:
                 self.add({"role": "tool", "tool_call_id": call["id"], "name": call["name"], "content": note})
 
     def _result(self, outcome: AgentExit) -> RunResult:
-        duration = time.monotonic() - self._start
-        turns = self.turns - self._first_turn
-        totals = dict(self.totals)
-        prefill_s, decode_s = totals.pop("prefill_seconds"), totals.pop("decode_seconds")
-        computed = totals["prompt_tokens"] - totals["reused_prompt_tokens"]
-        totals.update(
-            duration_seconds=round(duration, 3),
-            prefill_tokens_per_second=round(computed / prefill_s, 2) if prefill_s else 0.0,
-            decode_tokens_per_second=round(max(totals["generated_tokens"] - turns, 0) / decode_s, 2) if decode_s else 0.0,
-        )
         answer = outcome.message if isinstance(outcome, Done) else ""
         error = "" if isinstance(outcome, Done) else outcome.message
-        return RunResult(outcome.status, outcome.exit_code, answer, error, turns, totals)
+        return RunResult(outcome.status, outcome.exit_code, answer, error, self.turns - self._first_turn,
+                         self.totals, time.monotonic() - self._start)

@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 
 from agent.backends.base import Message
+from agent.core.events import Event
 from agent.errors import AgentError
 
 
@@ -47,7 +48,7 @@ class Session:
     path: Path
     messages: list[Message] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # as saved: each event's as_dict()
 
     @classmethod
     def create(cls, root: Path, meta: dict[str, Any]) -> "Session":
@@ -107,9 +108,10 @@ class Session:
         self.messages = list(messages)
         self._write({"type": "replace", "messages": self.messages})
 
-    def add_event(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        self._write({"type": "event", "event": event})
+    def add_event(self, event: Event) -> None:
+        record = event.as_dict()
+        self.events.append(record)
+        self._write({"type": "event", "event": record})
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import git
 from jinja2 import Environment, StrictUndefined
 
-from agent.core import context
+from agent.core import context, environment
 from agent.backends.base import Backend
 from agent.core.config import Config, load_config
 from agent.errors import AgentError
-from agent.core.loop import Agent, EventSink, Limits
+from agent.core.events import EventSink, InitEvent
+from agent.core.loop import Agent, Limits
 from agent.core.permissions import Approver, Permissions
 from agent.prompts import load_prompt
 from agent.core.session import Session
@@ -134,7 +134,7 @@ def open_session(settings: RunSettings, root: Path, backend: Backend) -> Session
     return session
 
 
-def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: Approver | None = None) -> tuple[Agent, dict[str, Any]]:
+def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: Approver | None = None) -> tuple[Agent, InitEvent]:
     root = find_root(cwd)
     config = load_config(root)
     permissions = Permissions.from_settings(settings.permission_mode or config.permission_mode,
@@ -144,8 +144,7 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
                     max_seconds=settings.max_time or config.agent.get("max_time"))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
-    agent = Agent(backend, dict(TOOLS), workspace, permissions, session, on_event, approver, limits)
-    init = {"type": "init", "session_id": session.id, "backend": backend.name, "model": backend.model,
-            "root": str(root), "permission_mode": permissions.mode, "tools": list(TOOLS),
-            "resumed": bool(settings.resume or settings.continue_session), "context_window": backend.context_window}
+    agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
+    init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),
+                     bool(settings.resume or settings.continue_session), backend.context_window)
     return agent, init

@@ -335,7 +335,7 @@ def _models_info(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from agent.core.events import make_output
+    from agent.frontends.output import make_output
     from agent.frontends.run import run_task
 
     if args.prompt is not None and args.task is not None:

@@ -19,7 +19,8 @@ import tomlkit
 
 from agent.core.config import PROJECT_CONFIG, load_config
 from agent.errors import AgentError
-from agent.core.loop import EventSink, RunResult
+from agent.core.events import CompactionEvent, Event, EventSink, StatsEvent, ToolOutputEvent, UserShellEvent
+from agent.core.loop import RunResult
 from agent.core.permissions import MODES, Approval, Decision, Permissions, suggested_rule
 from agent.prompts import load_prompt
 from agent.core.setup import RunSettings, find_root, make_backend, open_session, prepare
@@ -108,9 +109,9 @@ class InteractiveSession:
         self.settings, self.on_event, self.ask = settings, on_event, ask
         self.root = find_root(cwd)
         self.agent, init = prepare(settings, cwd, self._emit, self._approve)
-        self.agent.workspace.on_output = lambda text: self._emit({"type": "tool_output", "text": text})
-        self.status = Status(model=init["model"], backend=init["backend"], mode=init["permission_mode"],
-                             context_limit=init["context_window"], session_id=init["session_id"])
+        self.agent.env.workspace.on_output = lambda text: self._emit(ToolOutputEvent(text))
+        self.status = Status(model=init.model, backend=init.backend, mode=init.permission_mode,
+                             context_limit=init.context_window, session_id=init.session_id)
         self.init_event = init
         self.pending_notes: list[str] = []  # `!` commands' output, sent along with the next message
         self._busy = threading.Lock()
@@ -126,7 +127,7 @@ class InteractiveSession:
 
     @property
     def permissions(self) -> Permissions:
-        return self.agent.permissions
+        return self.agent.env.permissions
 
     def run(self, task: str) -> RunResult:
         """Run one task to its end (blocks). `@path` mentions attach the files' text."""
@@ -141,23 +142,22 @@ class InteractiveSession:
     def interrupt(self) -> None:
         self.agent.interrupt()
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "stats":
-            s = self.status
-            s.prefill_tps, s.decode_tps = event["prefill_tokens_per_second"], event["decode_tokens_per_second"]
-            s.reused = event["reused_prompt_tokens"]
-            s.drafted += event["drafted_tokens"]
-            s.accepted += event["accepted_tokens"]
-            s.context_used = event["prompt_tokens"] + event["generated_tokens"]
-        elif kind == "compaction":
-            self.status.context_used = event["tokens_after"]
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, StatsEvent):
+            s, turn = self.status, event.stats
+            s.prefill_tps, s.decode_tps = event.prefill_tokens_per_second, event.decode_tokens_per_second
+            s.reused = turn.reused_prompt_tokens
+            s.drafted += turn.drafted_tokens
+            s.accepted += turn.accepted_tokens
+            s.context_used = turn.prompt_tokens + turn.generated_tokens
+        elif isinstance(event, CompactionEvent):
+            self.status.context_used = event.tokens_after
         self.on_event(event)
 
     def _approve(self, tool: Tool, arguments: dict[str, Any], decision: Decision, diff: str | None) -> Approval:
         if self.ask is None:
             return Approval(False, reason="nobody is there to approve it")
-        subject = Permissions.subject(tool, arguments, self.agent.workspace)
+        subject = Permissions.subject(tool, arguments, self.agent.env.workspace)
         approval = self.ask(ApprovalRequest(tool.name, arguments, decision.reason, suggested_rule(tool, subject), diff))
         if approval.always_rule:
             save_project_rule(self.root, approval.always_rule)
@@ -185,13 +185,13 @@ class InteractiveSession:
     def run_shell(self, command: str) -> Reply:
         """A `!command`: run directly (the user typed it, so no approval), shown to the user, and
         its output sent to the model with the next message."""
-        tool = self.agent.tools["shell"]
+        env = self.agent.env
         with self._busy:
-            self.agent.workspace.cancel.clear()
-            result = run_tool(tool, self.agent.workspace, {"command": command})
-            self.agent.workspace.cancel.clear()
+            env.workspace.cancel.clear()
+            result = run_tool(env.tools["shell"], env.workspace, {"command": command})
+            env.workspace.cancel.clear()
         self.pending_notes.append(f"I ran `{command}` in the shell:\n```\n{result.output}\n```")
-        self.session.add_event({"type": "user_shell", "command": command, "output": result.output})
+        self.session.add_event(UserShellEvent(command, result.output))
         self.refresh_git()
         return Reply(result.output, kind="shell", data={"command": command, "is_error": result.is_error})
 
@@ -237,7 +237,7 @@ class InteractiveSession:
         settings = replace(self.settings, **{key: Path(argument) if key == "script" else argument})
         backend = make_backend(settings, load_config(self.root))
         self.settings, self.agent.backend = settings, backend
-        self.agent.workspace.attribution = f"mtp-agent:{backend.model}"
+        self.agent.env.workspace.attribution = f"mtp-agent:{backend.model}"
         self.status.model, self.status.context_limit = backend.model, backend.context_window
         self.status.context_used = self.agent.context_tokens()
         return Reply(f"switched to {backend.model} ({backend.name} backend, context {backend.context_window} tokens)")
@@ -255,7 +255,7 @@ class InteractiveSession:
         with self._busy:
             event = self.agent.compact(force=True)
         assert event is not None
-        return Reply(f"compacted the conversation: {event['tokens_before']} -> {event['tokens_after']} tokens",
+        return Reply(f"compacted the conversation: {event.tokens_before} -> {event.tokens_after} tokens",
                      action="transcript")
 
     def cmd_undo(self, argument: str) -> Reply:
@@ -282,7 +282,7 @@ class InteractiveSession:
             return Reply("asking the agent to commit the changes", task=load_prompt("commit.md").strip())
         with self._busy:
             _git(self.root, "add", "--all")
-            result = run_tool(self.agent.tools["git_commit"], self.agent.workspace, {"message": argument})
+            result = run_tool(self.agent.env.tools["git_commit"], self.agent.env.workspace, {"message": argument})
         self.refresh_git()
         return Reply(result.output, kind="error" if result.is_error else "notice")
 

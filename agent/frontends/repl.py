@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Iterable, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.syntax import Syntax
 
+from agent.core.events import (Event, PermissionEvent, PrefillProgressEvent, ResultEvent, TextDeltaEvent, ToolCallEvent,
+                               ToolOutputEvent, ToolResultEvent)
 from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, StreamSplitter
 from agent.core.permissions import Approval
 from agent.core.setup import RunSettings
@@ -46,10 +48,10 @@ class Printer:
         self.splitter = StreamSplitter()
         self.streaming = False
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind, out = event["type"], self.console
-        if kind == "text_delta":
-            for part, text in self.splitter.feed(event["text"]):
+    def __call__(self, event: Event) -> None:
+        out = self.console
+        if isinstance(event, TextDeltaEvent):
+            for part, text in self.splitter.feed(event.text):
                 out.print(text, end="", style="dim italic" if part == "think" else None, markup=False, highlight=False)
             self.streaming = True
             return
@@ -57,25 +59,25 @@ class Printer:
             out.print()
             self.streaming = False
             self.splitter = StreamSplitter()
-        if kind == "tool_call":
-            args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event["arguments"].items() if k not in ("content", "old_string", "new_string"))
-            out.print(f"→ {event['name']}({args})", style="cyan", markup=False)
-            if event.get("diff"):
-                out.print(Syntax(event["diff"], "diff", theme="ansi_dark"))
-        elif kind == "tool_output":
-            out.print(event["text"], end="", style="dim", markup=False, highlight=False)
-        elif kind == "tool_result":
-            first = (event["output"].strip().splitlines() or [""])[-1]
-            out.print(f"  {'✗' if event['is_error'] else '✓'} {first[:120]}", style="red" if event["is_error"] else "green", markup=False)
-        elif kind == "permission" and event["decision"] == "deny":
-            out.print(f"  denied: {event['reason']}", style="yellow", markup=False)
-        elif kind == "prefill_progress":
-            out.print(f"\r  prefill {event['done']}/{event['total']} tokens", end="", style="dim", markup=False)
-        elif kind == "result":
-            if event["status"] == "interrupted":
+        match event:
+            case ToolCallEvent():
+                args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in event.arguments.items() if k not in ("content", "old_string", "new_string"))
+                out.print(f"→ {event.name}({args})", style="cyan", markup=False)
+                if event.diff:
+                    out.print(Syntax(event.diff, "diff", theme="ansi_dark"))
+            case ToolOutputEvent():
+                out.print(event.text, end="", style="dim", markup=False, highlight=False)
+            case ToolResultEvent():
+                first = (event.output.strip().splitlines() or [""])[-1]
+                out.print(f"  {'✗' if event.is_error else '✓'} {first[:120]}", style="red" if event.is_error else "green", markup=False)
+            case PermissionEvent(decision="deny"):
+                out.print(f"  denied: {event.reason}", style="yellow", markup=False)
+            case PrefillProgressEvent():
+                out.print(f"\r  prefill {event.done}/{event.total} tokens", end="", style="dim", markup=False)
+            case ResultEvent(status="interrupted"):
                 out.print("Interrupted. The turn is saved as it stood; send a message to go on.", style="yellow")
-            elif event["status"] != "done":
-                out.print(f"{event['status']}: {event['error']}", style="red", markup=False)
+            case ResultEvent(status=status) if status != "done":
+                out.print(f"{status}: {event.error}", style="red", markup=False)
 
 
 class Repl:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any
 
 from prompt_toolkit.history import FileHistory
 from textual import on, work
@@ -19,6 +18,9 @@ from textual.message import Message
 from textual.widgets import Markdown, OptionList, ProgressBar
 from textual.widgets.option_list import Option
 
+from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, FormatErrorEvent, PermissionEvent,
+                               PrefillProgressEvent, ResultEvent, TextDeltaEvent, ToolCallEvent, ToolOutputEvent,
+                               ToolResultEvent)
 from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, help_text
 from agent.core.loop import Interrupted
 from agent.core.permissions import Approval
@@ -30,7 +32,7 @@ APPROVAL_POLL_S = 0.05
 
 
 class AgentEvent(Message):
-    def __init__(self, event: dict[str, Any]):
+    def __init__(self, event: Event):
         super().__init__()
         self.event = event
 
@@ -97,10 +99,10 @@ class AgentApp(App):
         self.query_one("#completions").display = False
         self.query_one("#transcript", VerticalScroll).anchor()
         init = self.interactive.init_event
-        if init["resumed"]:
+        if init.resumed:
             self.redraw_transcript()
-        self.notice(f"{init['model']} ({init['backend']}) in {init['root']} · {init['permission_mode']} mode · "
-                    f"session {init['session_id']}" + (" (resumed)" if init["resumed"] else ""))
+        self.notice(f"{init.model} ({init.backend}) in {init.root} · {init.permission_mode} mode · "
+                    f"session {init.session_id}" + (" (resumed)" if init.resumed else ""))
         self.query_one("#prompt").focus()
         self.show_status()
 
@@ -261,73 +263,72 @@ class AgentApp(App):
 
     # -- agent events ---------------------------------------------------------------------------
 
-    def post_event(self, event: dict[str, Any]) -> None:
+    def post_event(self, event: Event) -> None:
         """The session's event sink (any thread)."""
         self.post_message(AgentEvent(event))
 
     async def on_agent_event(self, message: AgentEvent) -> None:
-        event = message.event
-        kind = event["type"]
-        if kind == "prefill_progress":
-            bar = self.query_one("#prefill", ProgressBar)
-            bar.display = True
-            bar.update(total=event["total"], progress=event["done"])
-            self.activity = f"prefill {event['done']}/{event['total']} tokens"
-        elif kind == "text_delta":
-            self.query_one("#prefill").display = False
-            if self.assistant is None:
-                self.assistant = AssistantBlock()
-                self.add_block(self.assistant)
-            self.activity = "writing"
-            await self.assistant.feed(event["text"])
-        elif kind == "assistant":
-            block = self.assistant or AssistantBlock()
-            if self.assistant is None:
-                self.add_block(block)
-            self.assistant = None
-            await block.finish(event["text"], event.get("reasoning", ""))
-            if not block.answer_text and not block.thought:
-                await block.remove()
-        elif kind == "tool_call":
-            self.live_tool = ToolBlock(event["name"], event["arguments"], event.get("diff"), event["id"])
-            self.tool_blocks[event["id"]] = self.live_tool
-            self.add_block(self.live_tool)
-            self.activity = f"running {event['name']}"
-        elif kind == "tool_output" and self.live_tool is not None:
-            self.live_tool.append_output(event["text"])
-        elif kind == "permission" and event["decision"] == "deny" and event["id"] in self.tool_blocks:
-            self.tool_blocks[event["id"]].deny(event["reason"])
-        elif kind == "tool_result" and event["id"] in self.tool_blocks:
-            self.tool_blocks.pop(event["id"]).finish(event["output"], event["is_error"], event.get("data", {}))
-            self.live_tool = None
-            self.activity = "thinking"
-        elif kind == "format_error":
-            self.notice(f"the model's tool call could not be read: {event['error']}", "warning")
-        elif kind == "compaction":
-            self.notice(f"compacted the conversation: {event['tokens_before']} -> {event['tokens_after']} tokens")
-        elif kind == "checkpoint" and event.get("error"):
-            self.notice(f"no checkpoint for /undo: {event['error']}", "warning")
-        elif kind == "result":
-            await self.finish_turn(event)
+        match message.event:
+            case PrefillProgressEvent() as event:
+                bar = self.query_one("#prefill", ProgressBar)
+                bar.display = True
+                bar.update(total=event.total, progress=event.done)
+                self.activity = f"prefill {event.done}/{event.total} tokens"
+            case TextDeltaEvent() as event:
+                self.query_one("#prefill").display = False
+                if self.assistant is None:
+                    self.assistant = AssistantBlock()
+                    self.add_block(self.assistant)
+                self.activity = "writing"
+                await self.assistant.feed(event.text)
+            case AssistantEvent() as event:
+                block = self.assistant or AssistantBlock()
+                if self.assistant is None:
+                    self.add_block(block)
+                self.assistant = None
+                await block.finish(event.text, event.reasoning)
+                if not block.answer_text and not block.thought:
+                    await block.remove()
+            case ToolCallEvent() as event:
+                self.live_tool = ToolBlock(event.name, event.arguments, event.diff, event.id)
+                self.tool_blocks[event.id] = self.live_tool
+                self.add_block(self.live_tool)
+                self.activity = f"running {event.name}"
+            case ToolOutputEvent() as event if self.live_tool is not None:
+                self.live_tool.append_output(event.text)
+            case PermissionEvent(decision="deny") as event if event.id in self.tool_blocks:
+                self.tool_blocks[event.id].deny(event.reason)
+            case ToolResultEvent() as event if event.id in self.tool_blocks:
+                self.tool_blocks.pop(event.id).finish(event.output, event.is_error, event.data)
+                self.live_tool = None
+                self.activity = "thinking"
+            case FormatErrorEvent() as event:
+                self.notice(f"the model's tool call could not be read: {event.error}", "warning")
+            case CompactionEvent() as event:
+                self.notice(f"compacted the conversation: {event.tokens_before} -> {event.tokens_after} tokens")
+            case CheckpointEvent(error=error) if error:
+                self.notice(f"no checkpoint for /undo: {error}", "warning")
+            case ResultEvent() as event:
+                await self.finish_turn(event)
         self.show_status()
 
-    async def finish_turn(self, event: dict[str, Any]) -> None:
+    async def finish_turn(self, event: ResultEvent) -> None:
         if self.assistant is not None:  # interrupted mid-stream: keep what was said
             await self.assistant.finish(self.assistant.answer_text, self.assistant.thought)
             self.assistant = None
         self.tool_blocks.clear()
-        status = event["status"]
+        status = event.status
         if status == "interrupted":
             self.notice("Interrupted. The turn is saved as it stood; send a message to go on.", "warning")
         elif status != "done":
-            self.notice(f"{status}: {event['error']}", "error")
+            self.notice(f"{status}: {event.error}", "error")
 
     # -- approvals (called from the worker thread) ----------------------------------------------
 
     def ask(self, request: ApprovalRequest) -> Approval:
         future: Future = Future()
         self.post_message(ApprovalNeeded(request, future))
-        cancel = self.interactive.agent.workspace.cancel
+        cancel = self.interactive.agent.env.workspace.cancel
         while True:
             try:
                 answer = future.result(timeout=APPROVAL_POLL_S)
