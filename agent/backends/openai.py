@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from agent.core.toolcalls import format_tool_call, parse_tool_calls
+from agent.core.toolcalls import CONTENT_MARKUP, format_tool_call, parse_tool_calls
 from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnStats
 from agent.backends.openai_wire import (
     DONE,
@@ -34,8 +34,6 @@ from agent.backends.openai_wire import (
 DEFAULT_CONTEXT_WINDOW = 8192
 MAX_RETRIES = 2
 RETRY_STATUSES = {502, 503, 504}
-# Markers of tool calls (or reasoning) that a server without a tool/reasoning parser leaves in the content.
-CONTENT_MARKUP = ("<tool_call", "<function=", "```json", "```tool", "</think>")
 
 
 class _Retryable(Exception):

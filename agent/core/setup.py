@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import git
-from jinja2 import Environment, StrictUndefined
 
 from agent.core import context
 from agent.backends.base import Backend
@@ -18,7 +17,7 @@ from agent.core.config import Config, load_config
 from agent.errors import AgentError
 from agent.core.loop import Agent, EventSink, Limits
 from agent.core.permissions import Approver, Permissions
-from agent.prompts import load_prompt
+from agent.prompts import render_prompt
 from agent.core.session import Session
 from agent.tools import TOOLS
 from agent.tools.base import Workspace
@@ -118,10 +117,8 @@ def read_chat_template(path: str | Path | None) -> str | None:
 
 
 def system_prompt(root: Path) -> str:
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
-    template = env.from_string(load_prompt("system.md"))
-    return template.render(root=root, instructions=context.project_instructions(root),
-                           repo_map=context.repo_map(root, REPO_MAP_CHARS)).strip()
+    return render_prompt("system.md", root=root, instructions=context.project_instructions(root),
+                         repo_map=context.repo_map(root, REPO_MAP_CHARS))
 
 
 def open_session(settings: RunSettings, root: Path, backend: Backend) -> Session:
