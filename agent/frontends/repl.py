@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.syntax import Syntax
 
-from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, StreamSplitter
+from agent.core.stream import StreamSplitter
+from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.permissions import Approval
 from agent.core.setup import RunSettings
 

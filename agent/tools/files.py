@@ -8,9 +8,9 @@ import os
 import re
 import secrets
 import stat
-import subprocess
 from pathlib import Path
 
+from agent.core.repo import repository_files
 from agent.tools.base import ToolError, ToolResult, Workspace
 from agent.tools.edit_match import find_fuzzy
 
@@ -297,23 +297,10 @@ def list_dir(ws: Workspace, path: str = ".") -> ToolResult:
 # -- glob and the file list it shares with grep ----------------------------------------------
 
 def list_files(base: Path) -> list[str]:
-    """Files under `base` (posix paths relative to it), sorted. In a git repository: what git
-    tracks plus untracked files it does not ignore; elsewhere every file outside .git folders."""
-    try:
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                                cwd=base, capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        listed = None
-    if listed is not None and listed.returncode == 0:
-        names = {name for name in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if name}
-        # --cached still lists files deleted from the work tree; submodules show up as folders
-        return sorted((name for name in names if (base / name).is_file()), key=lambda name: name.split("/"))
-    found = []
-    for folder, dirnames, filenames in os.walk(base):
-        dirnames[:] = [name for name in dirnames if name != ".git"]
-        prefix = Path(folder).relative_to(base)
-        found.extend((prefix / name).as_posix() for name in filenames)
-    return sorted(found, key=lambda name: name.split("/"))
+    """Files under `base` (posix paths relative to it), sorted folder by folder. In a git
+    repository: what git tracks plus untracked files it does not ignore; elsewhere every file
+    outside .git folders."""
+    return sorted(repository_files(base), key=lambda name: name.split("/"))
 
 
 def _segment_regex(segment: str) -> str:

@@ -19,7 +19,8 @@ from textual.message import Message
 from textual.widgets import Markdown, OptionList, ProgressBar
 from textual.widgets.option_list import Option
 
-from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, help_text
+from agent.frontends.commands import help_text
+from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.loop import Interrupted
 from agent.core.permissions import Approval
 from agent.core.setup import RunSettings
