@@ -8,7 +8,9 @@ import os
 import re
 import secrets
 import stat
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from agent.core.repo import repository_files
 from agent.tools.base import ToolError, ToolResult, Workspace
@@ -77,29 +79,37 @@ def read_text(ws: Workspace, target: Path, path: str) -> str:
     return text
 
 
+@contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` for the block to write: when the block ends well it
+    replaces `target` in one rename, else it is removed. A crash leaves the old file or the new
+    one, never half of each."""
+    temporary = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(target: Path, data: bytes, mode: int | None = None) -> None:
-    """Write through a temporary file in the same folder, so a crash leaves the old file or the
-    new one, never half of each. Keeps the permission bits of the file it replaces, unless `mode`
-    says what they must be."""
+    """Write `data` through atomic_target, synced to disk. Keeps the permission bits of the file
+    it replaces, unless `mode` says what they must be."""
     if mode is None:
         try:
             mode = stat.S_IMODE(target.stat().st_mode)
         except FileNotFoundError:
             pass
-    temporary = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
-    # a new file gets 0o666 less the umask, like any file the user creates
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
-    try:
+    with atomic_target(target) as temporary:
+        # a new file gets 0o666 less the umask, like any file the user creates
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     try:  # make the rename itself durable; not every file system allows fsync on a folder
         folder = os.open(target.parent, os.O_RDONLY)
         try:
