@@ -205,14 +205,16 @@ class OpenAIBackend:
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:  # servers do not report prefill
+                 on_progress: Callable[[int, int], None] | None = None,  # servers do not report prefill
+                 max_tokens: int | None = None) -> ModelTurn:
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if tools:
             body["tools"] = tools
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+        limit = self.max_tokens if max_tokens is None else max_tokens
+        if limit is not None:
+            body["max_tokens"] = limit
         if self.temperature is not None:
             body["temperature"] = self.temperature
 
