@@ -148,6 +148,15 @@ class TensorInfo:
         return dataclasses.replace(self, rows=rows, shape=(len(rows), self.shape[-1]))
 
 
+def file_sha256(path: Path) -> str:
+    """The whole file's sha256, read in chunks (model files are gigabytes)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class GGUFFile:
     """Metadata and tensor table of one GGUF file."""
 

@@ -6,7 +6,6 @@ is never paired with another model."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,12 @@ import torch
 from gguf import GGMLQuantizationType, GGUFWriter
 from gguf.quants import quantize
 
-from .gguf_file import GGUFFile
+from .gguf_file import GGUFFile, file_sha256
 from .models.llama import LlamaLoader
 from .mtp import BASE_FILE_KEY, BASE_FINGERPRINT_KEY, BASE_SHA256_KEY, DRAFT_VOCAB_KEY
 from .mtp_train import TrainableHead, block_tensor_names, row_order
 
 Q8_BLOCK = 32
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _copy_metadata(writer: GGUFWriter, key: str, value: Any) -> None:

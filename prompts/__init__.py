@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from importlib import resources
 
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+# Sandboxed: the values rendered into prompts come from repositories and models.
+_environment = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
+                                             trim_blocks=True, lstrip_blocks=True)
+
 
 def load_prompt(name: str) -> str:
     """The text of prompts/<name>, e.g. load_prompt("bench/code_python.txt")."""
@@ -11,8 +18,5 @@ def load_prompt(name: str) -> str:
 
 
 def render_prompt(name: str, **values: object) -> str:
-    """prompts/<name> rendered as a jinja template (our own files, so no sandbox)."""
-    from jinja2 import Environment, StrictUndefined
-
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(load_prompt(name)).render(**values).strip()
+    """prompts/<name> rendered as a jinja template, stripped of surrounding whitespace."""
+    return _environment.from_string(load_prompt(name)).render(**values).strip()

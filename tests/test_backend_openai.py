@@ -399,6 +399,15 @@ def test_the_request_body_the_server_receives(server):
     ]
 
 
+def test_a_requests_max_tokens_overrides_the_backends_for_that_request(server):
+    server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
+    backend = backend_for(server, max_tokens=256)
+    backend.complete(USER, [], max_tokens=64)
+    backend.complete(USER, [])
+    bodies = [request.body for request in server.requests_to("/v1/chat/completions")]
+    assert [body["max_tokens"] for body in bodies] == [64, 256]
+
+
 def test_no_tools_key_when_there_are_no_tools(server):
     server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
     backend_for(server).complete(USER, [])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.checkpoints import REF_PREFIX, CheckpointError, list_checkpoints, restore, take, undo_last
+from agent.core.checkpoints import REF_PREFIX, Checkpoint, CheckpointError, list_checkpoints, restore, take, undo_last
 from agent.errors import AgentError
 
 
@@ -111,6 +111,16 @@ def test_restore_puts_back_the_executable_bit_of_the_snapshot(repo: Path) -> Non
     assert os.access(repo / "scripts/run.sh", os.X_OK)
 
 
+def take_unnoticed(root: Path, label: str) -> tuple[Checkpoint, dict, dict]:
+    """A checkpoint, checked to leave the user's git state as it was; that state and the files
+    as they were when it was taken."""
+    state = user_state(root)
+    before = files(root)
+    checkpoint = take(root, "s", label)
+    assert user_state(root) == state
+    return checkpoint, state, before
+
+
 def test_take_and_restore_leave_head_branches_index_and_stash_alone(repo: Path) -> None:
     git(repo, "branch", "feature")
     write(repo, "src/app.py", "print('stashed')\n")
@@ -120,11 +130,7 @@ def test_take_and_restore_leave_head_branches_index_and_stash_alone(repo: Path) 
     write(repo, "src/app.py", "print('unstaged')\n")
     write(repo, "untracked.txt", "mine\n")
     write(repo, "debug.log", "ignored\n")
-    state = user_state(repo)
-    before = files(repo)
-
-    checkpoint = take(repo, "s", "snapshot")
-    assert user_state(repo) == state
+    checkpoint, state, before = take_unnoticed(repo, "snapshot")
 
     write(repo, "src/app.py", "print('agent')\n")
     write(repo, "agent_file.py", "x = 1\n")
@@ -253,11 +259,7 @@ def test_repository_without_commits(tmp_path: Path) -> None:
     root = init_repo(tmp_path / "fresh")
     write(root, "first.py", "a = 1\n")
     write(root, "pkg/second.py", "b = 2\n")
-    state = user_state(root)
-    before = files(root)
-
-    checkpoint = take(root, "s", "before anything")
-    assert user_state(root) == state
+    checkpoint, state, before = take_unnoticed(root, "before anything")
     assert git(root, "rev-list", "--parents", "-n", "1", checkpoint.commit).split() == [checkpoint.commit]
 
     write(root, "first.py", "a = 100\n")

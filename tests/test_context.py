@@ -27,6 +27,11 @@ def write(root: Path, relative: str, text: str | bytes) -> Path:
     return path
 
 
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for relative, text in files.items():
+        write(root, relative, text)
+
+
 def git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
@@ -145,10 +150,9 @@ def test_repo_map_without_ctags_lists_file_names(tmp_path: Path, monkeypatch: py
 def test_repo_map_respects_gitignore(tmp_path: Path) -> None:
     mixed_repo(tmp_path)
     git(tmp_path, "init", "-q")
-    write(tmp_path, ".gitignore", "generated/\n*.log\n")
-    write(tmp_path, "generated/out.py", "def hidden(): pass\n")
-    write(tmp_path, "run.log", "noise\n")
-    write(tmp_path, ".venv/lib/site.py", "def venv(): pass\n")  # not ignored: git decides, not the walk
+    write_files(tmp_path, {".gitignore": "generated/\n*.log\n", "generated/out.py": "def hidden(): pass\n",
+                           "run.log": "noise\n",
+                           ".venv/lib/site.py": "def venv(): pass\n"})  # not ignored: git decides, not the walk
     git(tmp_path, "add", "src/shapes.py")
     text = context.repo_map(tmp_path)
     assert "out.py" not in text and "run.log" not in text and "hidden" not in text
@@ -158,12 +162,9 @@ def test_repo_map_respects_gitignore(tmp_path: Path) -> None:
 
 def test_repo_map_walk_skips_tool_directories(tmp_path: Path) -> None:
     mixed_repo(tmp_path)
-    write(tmp_path, ".venv/lib/site.py", "def a(): pass\n")
-    write(tmp_path, "env/pyvenv.cfg", "home = /usr\n")
-    write(tmp_path, "env/lib/thing.py", "def b(): pass\n")
-    write(tmp_path, "node_modules/x/index.js", "function c() {}\n")
-    write(tmp_path, "src/__pycache__/shapes.cpython-312.pyc", b"\x00")
-    write(tmp_path, ".cache/blob", "x")
+    write_files(tmp_path, {".venv/lib/site.py": "def a(): pass\n", "env/pyvenv.cfg": "home = /usr\n",
+                           "env/lib/thing.py": "def b(): pass\n", "node_modules/x/index.js": "function c() {}\n",
+                           "src/__pycache__/shapes.cpython-312.pyc": b"\x00", ".cache/blob": "x"})
     text = context.repo_map(tmp_path)
     for hidden in ("site.py", "thing.py", "index.js", ".pyc", "blob"):
         assert hidden not in text

@@ -99,6 +99,17 @@ def test_a_plain_history_gets_a_plain_subject(repo):
     assert "Fix the parser" in backend.requests[0][0]["content"]  # the history is shown to the model
 
 
+def test_the_hooks_cap_their_answers_through_the_backend_contract(repo):
+    from agent.hooks import commit_message, review
+
+    repo.stage("greet.py", "x = 2\n")
+    backend = ScriptedBackend([{"text": "feat: shorten the greeting"}, {"text": "No findings."}])
+    write_commit_message(backend, repo.root)
+    review_changes(backend, changes_of(repo))
+    assert backend.max_tokens_requested == [commit_message.ANSWER_TOKENS, review.ANSWER_TOKENS]
+    assert not hasattr(backend, "max_tokens")  # passed with each request, not set on the backend
+
+
 def test_existing_message_detection():
     assert not has_message("\n# Please enter the commit message\n#\n")
     assert has_message("my words\n# comment\n")

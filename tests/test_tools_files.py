@@ -255,20 +255,18 @@ def test_edit_file_refuses_empty_and_identical_strings(ws: Workspace):
         edit_file(ws, "a.py", "x = 1", "x = 1")
 
 
-def test_edit_file_matches_ignoring_trailing_whitespace(ws: Workspace):
-    write(ws, "a.py", "a = 1   \nb = 2\t\nc = 3\n")
-    result = edit_file(ws, "a.py", "a = 1\nb = 2\n", "a = 10\nb = 20\n")
-    assert (ws.root / "a.py").read_text() == "a = 10\nb = 20\nc = 3\n"
-    assert result.data["matched_by"] == "trailing_whitespace"
-    assert "matched after ignoring trailing whitespace" in result.output
-
-
-def test_edit_file_matches_ignoring_indentation_and_reindents_the_replacement(ws: Workspace):
-    write(ws, "a.py", "class A:\n    def f(self):\n        return 1\n")
-    result = edit_file(ws, "a.py", "def f(self):\n    return 1", "def f(self):\n    x = 2\n    return x")
-    assert (ws.root / "a.py").read_text() == "class A:\n    def f(self):\n        x = 2\n        return x\n"
-    assert result.data["matched_by"] == "surrounding_whitespace"
-    assert "re-indented" in result.output
+@pytest.mark.parametrize("before, old, new, after, matched_by, said", [
+    ("a = 1   \nb = 2\t\nc = 3\n", "a = 1\nb = 2\n", "a = 10\nb = 20\n", "a = 10\nb = 20\nc = 3\n",
+     "trailing_whitespace", "matched after ignoring trailing whitespace"),
+    ("class A:\n    def f(self):\n        return 1\n", "def f(self):\n    return 1", "def f(self):\n    x = 2\n    return x",
+     "class A:\n    def f(self):\n        x = 2\n        return x\n", "surrounding_whitespace", "re-indented"),
+], ids=["trailing whitespace", "indentation, the replacement re-indented"])
+def test_edit_file_matches_ignoring_whitespace(ws: Workspace, before, old, new, after, matched_by, said):
+    write(ws, "a.py", before)
+    result = edit_file(ws, "a.py", old, new)
+    assert (ws.root / "a.py").read_text() == after
+    assert result.data["matched_by"] == matched_by
+    assert said in result.output
 
 
 def test_edit_file_reindents_deeper_lines_to_the_files_indent_width(ws: Workspace):

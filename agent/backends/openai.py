@@ -11,7 +11,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-from agent.core.toolcalls import format_tool_call, parse_tool_calls
+from agent.core.toolcalls import CONTENT_MARKUP, format_tool_call, parse_tool_calls
 from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnStats
 from agent.backends.openai_wire import (
     DONE,
@@ -34,8 +34,6 @@ from agent.backends.openai_wire import (
 DEFAULT_CONTEXT_WINDOW = 8192
 MAX_RETRIES = 2
 RETRY_STATUSES = {502, 503, 504}
-# Markers of tool calls (or reasoning) that a server without a tool/reasoning parser leaves in the content.
-CONTENT_MARKUP = ("<tool_call", "<function=", "```json", "```tool", "</think>")
 
 
 class _Retryable(Exception):
@@ -207,14 +205,16 @@ class OpenAIBackend:
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:  # servers do not report prefill
+                 on_progress: Callable[[int, int], None] | None = None,  # servers do not report prefill
+                 max_tokens: int | None = None) -> ModelTurn:
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if tools:
             body["tools"] = tools
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
+        limit = self.max_tokens if max_tokens is None else max_tokens
+        if limit is not None:
+            body["max_tokens"] = limit
         if self.temperature is not None:
             body["temperature"] = self.temperature
 

@@ -54,6 +54,7 @@ class ScriptedBackend:
         self.model = model
         self.context_window = context_window
         self.requests: list[list[Message]] = []  # what the agent sent, for tests
+        self.max_tokens_requested: list[int | None] = []  # each request's max_tokens, for tests
 
     @classmethod
     def from_file(cls, path: Path, context_window: int = 32768) -> "ScriptedBackend":
@@ -71,8 +72,10 @@ class ScriptedBackend:
 
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> ModelTurn:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 max_tokens: int | None = None) -> ModelTurn:
         self.requests.append([dict(m) for m in messages])
+        self.max_tokens_requested.append(max_tokens)
         if not self.turns:
             raise ModelError("the script has no more turns")
         spec = self.turns.pop(0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.errors import AgentError
+from agent.tools.files import atomic_target
 
 REF_PREFIX = "refs/mtp-agent/checkpoints"
 IDENTITY = {
@@ -271,8 +271,7 @@ def _write(top: Path, relative: str, mode: str, content: bytes) -> None:
     if existing.resolve() != top.resolve() and top.resolve() not in existing.resolve().parents:
         raise CheckpointError(f"{existing} leads outside the repository (a symbolic link?); not writing through it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".mtp-agent-{secrets.token_hex(6)}.tmp"
-    try:
+    with atomic_target(target) as temporary:
         if mode == SYMLINK:
             os.symlink(os.fsdecode(content), temporary)
         else:
@@ -287,10 +286,6 @@ def _write(top: Path, relative: str, mode: str, content: bytes) -> None:
                 before = None
             if before is not None and stat.S_ISREG(before.st_mode):
                 os.chmod(temporary, _with_executable_bit(before.st_mode, executable))
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _with_executable_bit(mode: int, executable: bool) -> int:

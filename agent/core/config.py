@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import tomlkit
 
 from agent.errors import AgentError
+from agent.tools.files import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,3 +71,16 @@ def load_config(root: Path, user_file: Path | None = None) -> Config:
         if path.is_file():
             _merge(config, _read(path), path)
     return config
+
+
+def save_project_rule(root: Path, rule: str) -> Path:
+    """Add an allow rule to the project's config (.mtp-agent/config.toml), keeping its comments."""
+    path = root / PROJECT_CONFIG
+    document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
+    permissions = document.setdefault("permissions", tomlkit.table())
+    allow = permissions.setdefault("allow", tomlkit.array())
+    if rule not in allow:
+        allow.append(rule)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, tomlkit.dumps(document).encode("utf-8"))
+    return path

@@ -12,11 +12,9 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from agent.backends.base import Message
-from agent.prompts import load_prompt
+from agent.core.repo import repository_files
+from agent.prompts import render_prompt
 
 INSTRUCTION_FILES = ("AGENTS.md", "CLAUDE.md")
 
@@ -94,7 +92,7 @@ def repo_map(root: Path, max_chars: int = 6000) -> str:
     root = Path(root)
     if max_chars <= 0 or not root.is_dir():
         return ""
-    paths = _repository_files(root)
+    paths = repository_files(root, skip_folder=_is_tool_folder)
     if not paths:
         return ""
     # The budget goes to what a model needs first: product code before tests, vendored and
@@ -203,28 +201,9 @@ def _printable(name: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _repository_files(root: Path) -> list[str]:
-    """Paths relative to root, POSIX style: what git tracks or would track, else a filtered walk."""
-    try:
-        done = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
-                              capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        done = None
-    if done is not None and done.returncode == 0:
-        names = {os.fsdecode(raw) for raw in done.stdout.split(b"\x00") if raw}
-        # --cached still lists files deleted from the work tree, and submodules as directories
-        return sorted(name for name in names if (root / name).is_file() or (root / name).is_symlink())
-    return _walk_files(root)
-
-
-def _walk_files(root: Path) -> list[str]:
-    found: list[str] = []
-    for directory, subdirectories, files in os.walk(root, onerror=lambda error: None):
-        here = Path(directory)
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith(".") and d not in SKIP_DIRS
-                                   and not (here / d / "pyvenv.cfg").exists())  # virtualenvs under any name
-        found.extend((here / f).relative_to(root).as_posix() for f in files)
-    return sorted(found)
+def _is_tool_folder(folder: Path) -> bool:
+    """Hidden folders, caches, dependencies and virtualenvs (under any name): no map needs them."""
+    return folder.name.startswith(".") or folder.name in SKIP_DIRS or (folder / "pyvenv.cfg").exists()
 
 
 def _parsable(path: Path) -> bool:
@@ -381,13 +360,6 @@ TRANSCRIPT_TOOL_CHARS = 1500  # tool outputs in the compaction transcript are cu
 TRANSCRIPT_ARGUMENT_CHARS = 400
 SAFETY_MARGIN = 0.03  # of the context window: token counts are estimates (templates, tool specs)
 
-_prompts = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
-
-
-def _render(prompt: str, **values: Any) -> str:
-    return _prompts.from_string(load_prompt(prompt)).render(**values).strip()
-
-
 def elide_tool_outputs(messages: list[Message], keep_last: int = 4,
                        min_chars: int = 400) -> tuple[list[Message], int]:
     """A new list in which the content of older tool results (all but the last keep_last tool
@@ -402,7 +374,7 @@ def elide_tool_outputs(messages: list[Message], keep_last: int = 4,
         content = _text(messages[i].get("content"))
         if len(content) <= min_chars:
             continue
-        stub = _render("tool_output_elided.md", tool=messages[i].get("name") or "the tool", chars=len(content),
+        stub = render_prompt("tool_output_elided.md", tool=messages[i].get("name") or "the tool", chars=len(content),
                        lines=content.count("\n") + 1)
         result[i] = {**messages[i], "content": stub}
         elided += 1
@@ -414,7 +386,7 @@ def compaction_request(messages: list[Message]) -> list[Message]:
     message (its prompt prefix is likely cached already) and one user message holding the
     transcript, tool outputs cut, with what the summary must keep."""
     transcript = "\n\n".join(_transcript_entry(m) for m in messages if m.get("role") != "system")
-    return [*_system_messages(messages), {"role": "user", "content": _render("compact.md", transcript=transcript)}]
+    return [*_system_messages(messages), {"role": "user", "content": render_prompt("compact.md", transcript=transcript)}]
 
 
 def compacted_conversation(messages: list[Message], summary: str, keep_last_turns: int = 1) -> list[Message]:
@@ -430,7 +402,7 @@ def compacted_conversation(messages: list[Message], summary: str, keep_last_turn
     tail = [m for exchange in kept for m in exchange]
     while tail and tail[0].get("role") == "tool":  # a result whose call is gone would confuse the model
         tail.pop(0)
-    summary_message = {"role": "user", "content": _render("compact_summary.md", summary=summary.strip())}
+    summary_message = {"role": "user", "content": render_prompt("compact_summary.md", summary=summary.strip())}
     return [*_system_messages(messages), summary_message, *tail]
 
 

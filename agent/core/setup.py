@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
-from jinja2 import Environment, StrictUndefined
 
 from agent.core import context, environment
 from agent.backends.base import Backend
@@ -18,7 +16,7 @@ from agent.errors import AgentError
 from agent.core.events import EventSink, InitEvent
 from agent.core.loop import Agent, Limits
 from agent.core.permissions import Approver, Permissions
-from agent.prompts import load_prompt
+from agent.prompts import render_prompt
 from agent.core.session import Session
 from agent.tools import TOOLS
 from agent.tools.base import Workspace
@@ -85,43 +83,20 @@ def make_backend(settings: RunSettings, config: Config) -> Backend:
 
 
 def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
-    from inference import Engine, SamplingParams
+    from inference import SamplingParams
 
     from agent.backends.embedded import EmbeddedBackend
-    from agent.backends.model_store import resolve_model
+    from agent.backends.engine_settings import EngineSettings
 
-    template = read_chat_template(settings.chat_template)
-    path = resolve_model(settings.model or config.backend.get("model"), show_progress=True)
-    engine = Engine.load(path, device=settings.device, n_ctx=settings.ctx or config.backend.get("context_window"),
-                         weights=settings.weights, chat_template=template, dtype=settings.dtype,
-                         spec=settings.spec or config.backend.get("spec", "auto"), spec_n_max=settings.spec_n_max,
-                         mtp=settings.mtp)
-    print_engine_warnings(engine)
-    temperature = settings.temperature if settings.temperature is not None else config.backend.get("temperature", 0.0)
-    return EmbeddedBackend(engine, path.name, SamplingParams(temperature=float(temperature)),
-                           max_new_tokens=int(config.backend.get("max_new_tokens", 2048)))
-
-
-def print_engine_warnings(engine) -> None:
-    """What did not stop the load but the user should know (e.g. MTP drafting turned off): one line each."""
-    for warning in engine.warnings:
-        print(f"agent: warning: {warning}", file=sys.stderr)
-
-
-def read_chat_template(path: str | Path | None) -> str | None:
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise AgentError(f"cannot read --chat-template {path}: {e.strerror}") from e
+    engine_settings = EngineSettings.from_config(settings, config)
+    engine, path, _ = engine_settings.load()
+    return EmbeddedBackend(engine, path.name, SamplingParams(temperature=engine_settings.temperature),
+                           max_new_tokens=engine_settings.max_new_tokens)
 
 
 def system_prompt(root: Path) -> str:
-    env = Environment(undefined=StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
-    template = env.from_string(load_prompt("system.md"))
-    return template.render(root=root, instructions=context.project_instructions(root),
-                           repo_map=context.repo_map(root, REPO_MAP_CHARS)).strip()
+    return render_prompt("system.md", root=root, instructions=context.project_instructions(root),
+                         repo_map=context.repo_map(root, REPO_MAP_CHARS))
 
 
 def open_session(settings: RunSettings, root: Path, backend: Backend) -> Session:

@@ -10,15 +10,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from agent.backends.base import ToolCall
-from agent.prompts import load_prompt
+from agent.prompts import render_prompt
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 FUNCTION_OPEN = "<function="
+CALL_STARTS = (CALL_OPEN, FUNCTION_OPEN)  # where a turn's tool-call markup starts
+# What a server without a tool or reasoning parser leaves in the content when the model called a
+# tool or reasoned: worth parsing the content for.
+CONTENT_MARKUP = (CALL_OPEN.removesuffix(">"), FUNCTION_OPEN, "```json", "```tool", THINK_CLOSE)
 
 _FUNCTION = re.compile(r"<function=([^>\n]*)>(.*?)(?:</function>|(?=<function=)|\Z)", re.DOTALL)
 _PARAMETER = re.compile(r"<parameter=([^>\n]*)>(.*?)(?:</parameter>|(?=<parameter=)|\Z)", re.DOTALL)
@@ -30,9 +31,6 @@ _ANY_STRING = re.compile(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
 _JSON_LITERALS = {v: k for k, v in _PYTHON_LITERALS.items()}
-
-_env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
-
 
 @dataclass
 class ParsedOutput:
@@ -53,7 +51,7 @@ def parse_tool_calls(text: str, tool_names: set[str] | None = None) -> ParsedOut
     (when no tags are present) a fenced or bare JSON object that is clearly a call. `error` is set
     when markup is present but unusable, or names a tool outside `tool_names`; the calls that did
     parse are kept."""
-    visible, reasoning = _split_reasoning(text)
+    visible, reasoning = split_reasoning(text)
     spans, found = _tagged_calls(visible)
     if not found:
         spans, found = _fenced_calls(visible, tool_names)
@@ -93,7 +91,7 @@ def tool_protocol_prompt(tools: list[dict[str, Any]]) -> str:
                "parameters": json.dumps(f.get("parameters") or {}, ensure_ascii=False, separators=(",", ":"))}
               for f in functions]
     example = format_tool_call(functions[0]["name"], _example_arguments(functions[0].get("parameters") or {}))
-    return _render("tool_protocol.md", tools=listed, example=example)
+    return render_prompt("tool_protocol.md", tools=listed, example=example)
 
 
 def format_error_message(error: str, tool_names: list[str]) -> str:
@@ -102,12 +100,12 @@ def format_error_message(error: str, tool_names: list[str]) -> str:
     mentioned = [name for name in tool_names if f"'{name}'" in error]
     example_tool = (mentioned or tool_names or ["tool_name"])[0]
     example = format_tool_call(example_tool, {"argument_name": "value"})
-    return _render("format_error.md", error=error, tool_names=tool_names, example=example)
+    return render_prompt("format_error.md", error=error, tool_names=tool_names, example=example)
 
 
 # -- reasoning --------------------------------------------------------------------------------
 
-def _split_reasoning(text: str) -> tuple[str, str]:
+def split_reasoning(text: str) -> tuple[str, str]:
     """(visible text, reasoning). Handles a `</think>` without its opening tag (Qwen3 templates put
     `<think>` in the prompt) and an unclosed `<think>` (the model stopped while thinking)."""
     visible: list[str] = []
@@ -414,7 +412,3 @@ def _example_arguments(parameters: dict[str, Any]) -> dict[str, Any]:
     properties = parameters.get("properties") or {}
     names = parameters.get("required") or list(properties)[:1]
     return {name: placeholders.get((properties.get(name) or {}).get("type"), "...") for name in names}
-
-
-def _render(prompt: str, **values: Any) -> str:
-    return _env.from_string(load_prompt(prompt)).render(**values).strip()

@@ -201,18 +201,11 @@ def _is_user_error(error: Exception) -> bool:
 
 
 def _load_engine(args: argparse.Namespace):
-    from inference import Engine
+    """The engine the flags ask for; the engine commands take flags only, not the config."""
+    from agent.backends.engine_settings import EngineSettings
+    from agent.core.config import Config
 
-    from agent.backends.model_store import resolve_model
-    from agent.core.setup import print_engine_warnings, read_chat_template
-
-    template = read_chat_template(args.chat_template)
-    path = resolve_model(args.model)
-    start = time.perf_counter()
-    engine = Engine.load(path, device=args.device, n_ctx=args.ctx, weights=args.weights, chat_template=template,
-                         dtype=args.dtype, spec=args.spec or "auto", spec_n_max=args.spec_draft_n_max, mtp=args.mtp)
-    print_engine_warnings(engine)
-    return engine, path, time.perf_counter() - start
+    return EngineSettings.from_config(_run_settings(args), Config()).load()
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -8,29 +8,29 @@ thread. Events reach the UI through `on_event`, from whichever thread produced t
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import git
-import tomlkit
 
-from agent.core.config import PROJECT_CONFIG, load_config
+from agent.core.config import load_config, save_project_rule
 from agent.errors import AgentError
 from agent.core.events import CompactionEvent, Event, EventSink, StatsEvent, ToolOutputEvent, UserShellEvent
 from agent.core.loop import RunResult
 from agent.core.permissions import MODES, Approval, Decision, Permissions, suggested_rule
+from agent.frontends.commands import COMMAND_NAMES, MODE_HELP, help_text
 from agent.prompts import load_prompt
 from agent.core.setup import RunSettings, find_root, make_backend, open_session, prepare
+from agent.core.repo import repository_diff, repository_files, run_git
 from agent.core.session import Session, list_sessions, sessions_dir
 from agent.tools import run_tool
 from agent.tools.base import Tool
-from agent.tools.files import write_atomic
 
 MENTION_FILE_CHARS = 20_000  # an @path's content attached to the message, at most this much
 MENTION_TOTAL_CHARS = 60_000
+COMPLETION_FILES = 50_000  # files `@path` completes from, at most
 
 
 @dataclass(frozen=True)
@@ -53,29 +53,6 @@ class Reply:
     action: str | None = None  # help, quit, clear, resume-picker, transcript (redraw from the session)
     task: str | None = None  # a task for the agent to run next (e.g. /commit without a message)
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    arguments: str  # how the arguments look in /help, "" for none
-    help: str
-
-
-COMMANDS = [
-    Command("help", "", "show commands and keys"),
-    Command("model", "[FILE]", "show the model, or switch to another GGUF (a script with --backend scripted)"),
-    Command("mode", "[MODE]", "show or set the permission mode: " + ", ".join(MODES)),
-    Command("clear", "", "start a new conversation (the current one stays saved)"),
-    Command("compact", "", "summarise the conversation now to free context"),
-    Command("undo", "", "restore the files as they were before the agent's last edits"),
-    Command("diff", "", "show uncommitted changes in the repository"),
-    Command("commit", "[MESSAGE]", "commit every change (with MESSAGE), or let the agent write the message"),
-    Command("resume", "[ID]", "continue a saved session of this repository"),
-    Command("stats", "", "tokens, speeds and MTP acceptance of this session"),
-    Command("quit", "", "leave (the session stays saved)"),
-]
-COMMAND_NAMES = [c.name for c in COMMANDS]
 
 
 @dataclass
@@ -276,12 +253,12 @@ class InteractiveSession:
         return Reply(diff, kind="diff") if diff.strip() else Reply("no uncommitted changes")
 
     def cmd_commit(self, argument: str) -> Reply:
-        if not _git(self.root, "status", "--porcelain").strip():  # cheaper than building the diff
+        if not run_git(self.root, "status", "--porcelain").strip():  # cheaper than building the diff
             return Reply("nothing to commit: the working tree is clean")
         if not argument:
             return Reply("asking the agent to commit the changes", task=load_prompt("commit.md").strip())
         with self._busy:
-            _git(self.root, "add", "--all")
+            run_git(self.root, "add", "--all")
             result = run_tool(self.agent.env.tools["git_commit"], self.agent.env.workspace, {"message": argument})
         self.refresh_git()
         return Reply(result.output, kind="error" if result.is_error else "notice")
@@ -309,7 +286,9 @@ class InteractiveSession:
 
     def files(self) -> list[str]:
         if self._files is None:
-            self._files = repository_files(self.root)
+            # outside git, hidden folders and files are left out of completion
+            self._files = repository_files(self.root, skip_folder=lambda folder: folder.name.startswith("."),
+                                           hidden_files=False, limit=COMPLETION_FILES)
         return self._files
 
     def complete_path(self, prefix: str, limit: int = 20) -> list[str]:
@@ -338,33 +317,6 @@ class InteractiveSession:
         return directory / "input-history"
 
 
-MODE_HELP = {
-    "ask": "edits and commands ask first",
-    "accept-edits": "file edits run, commands ask first",
-    "plan": "read-only: nothing is edited or run",
-    "yolo": "everything runs without asking",
-}
-
-KEYS = [
-    ("Enter", "send the message"),
-    ("Ctrl+J or Shift+Enter", "new line"),
-    ("Up / Down", "previous / next message from the history (at the first / last line)"),
-    ("Tab", "complete a /command or an @path"),
-    ("Esc", "interrupt the model or the running command"),
-    ("Shift+Tab", "cycle the permission mode"),
-    ("Ctrl+P", "command palette (themes and more)"),
-    ("Ctrl+C", "quit"),
-]
-
-
-def help_text() -> str:
-    commands = "\n".join(f"| `/{c.name}{' ' + c.arguments if c.arguments else ''}` | {c.help} |" for c in COMMANDS)
-    keys = "\n".join(f"| {key} | {what} |" for key, what in KEYS)
-    return (f"## Commands\n\n| command | what it does |\n|---|---|\n{commands}\n\n"
-            f"Start a line with `!` to run a shell command yourself; its output goes to the model with your next "
-            f"message. Write `@path` to attach a file.\n\n## Keys\n\n| key | |\n|---|---|\n{keys}\n")
-
-
 def stats_text(interactive: InteractiveSession) -> str:
     s, events = interactive.status, interactive.session.events
     results = [e for e in events if e.get("type") == "result"]
@@ -380,97 +332,3 @@ def stats_text(interactive: InteractiveSession) -> str:
         f"- speculative decoding: {total['accepted_tokens']} of {total['drafted_tokens']} drafted tokens accepted ({acceptance})",
         f"- saved in {interactive.session.path}",
     ])
-
-
-def _git(root: Path, *args: str) -> str:
-    completed = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise AgentError(f"git {' '.join(args)} failed: {completed.stderr.strip()}")
-    return completed.stdout
-
-
-def repository_diff(root: Path) -> str:
-    """Uncommitted changes against HEAD (staged or not), new files included."""
-    if not (root / ".git").exists():
-        return ""
-    has_head = subprocess.run(["git", "rev-parse", "--verify", "-q", "HEAD"], cwd=root, capture_output=True).returncode == 0
-    diff = _git(root, "diff", "HEAD") if has_head else ""
-    for path in _git(root, "ls-files", "--others", "--exclude-standard").splitlines():
-        new = subprocess.run(["git", "diff", "--no-index", "--", "/dev/null", path], cwd=root, capture_output=True, text=True)
-        diff += new.stdout
-    return diff
-
-
-def repository_files(root: Path, limit: int = 50_000) -> list[str]:
-    """Files `@path` can name: git's (tracked and untracked, not ignored), else a walk."""
-    try:
-        listed = _git(root, "ls-files", "--cached", "--others", "--exclude-standard").splitlines()
-        return sorted(set(listed))[:limit]
-    except (AgentError, OSError):
-        files = []
-        for path in root.rglob("*"):
-            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts):
-                files.append(path.relative_to(root).as_posix())
-                if len(files) >= limit:
-                    break
-        return sorted(files)
-
-
-def save_project_rule(root: Path, rule: str) -> Path:
-    """Add an allow rule to the project's config (.mtp-agent/config.toml), keeping its comments."""
-    path = root / PROJECT_CONFIG
-    document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
-    permissions = document.setdefault("permissions", tomlkit.table())
-    allow = permissions.setdefault("allow", tomlkit.array())
-    if rule not in allow:
-        allow.append(rule)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, tomlkit.dumps(document).encode("utf-8"))
-    return path
-
-
-
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-CALL_MARKERS = ("<tool_call>", "<function=")  # where a turn's tool-call markup starts: hidden while streaming
-
-
-class StreamSplitter:
-    """Sorts streamed model text into reasoning (inside <think>) and answer text, and hides
-    tool-call markup; the final, parsed turn replaces what was shown. A marker split across two
-    deltas is held back until it is whole."""
-
-    def __init__(self) -> None:
-        self.in_think = False
-        self.in_call = False
-        self.pending = ""
-
-    def feed(self, delta: str) -> list[tuple[str, str]]:
-        """[(kind, text)] with kind "think" or "text"."""
-        self.pending += delta
-        out: list[tuple[str, str]] = []
-        while self.pending and not self.in_call:
-            marker = THINK_CLOSE if self.in_think else THINK_OPEN
-            markers = [marker] + ([] if self.in_think else list(CALL_MARKERS))
-            found = [(self.pending.find(m), m) for m in markers if m in self.pending]
-            if found:
-                index, hit = min(found)
-                self._emit(out, self.pending[:index])
-                self.pending = self.pending[index + len(hit):]
-                if hit == THINK_OPEN:
-                    self.in_think = True
-                elif hit == THINK_CLOSE:
-                    self.in_think = False
-                else:
-                    self.in_call = True
-                continue
-            keep = max((k for m in markers for k in range(1, len(m)) if self.pending.endswith(m[:k])), default=0)
-            self._emit(out, self.pending[:len(self.pending) - keep])
-            self.pending = self.pending[len(self.pending) - keep:]
-            break
-        if self.in_call:
-            self.pending = ""
-        return out
-
-    def _emit(self, out: list[tuple[str, str]], text: str) -> None:
-        if text:
-            out.append(("think" if self.in_think else "text", text))

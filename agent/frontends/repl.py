@@ -18,7 +18,8 @@ from rich.syntax import Syntax
 
 from agent.core.events import (Event, PermissionEvent, PrefillProgressEvent, ResultEvent, TextDeltaEvent, ToolCallEvent,
                                ToolOutputEvent, ToolResultEvent)
-from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, StreamSplitter
+from agent.core.stream import StreamSplitter
+from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.permissions import Approval
 from agent.core.setup import RunSettings
 

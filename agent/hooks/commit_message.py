@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from agent.backends.base import Backend
+from agent.core.toolcalls import split_reasoning
 from agent.errors import AgentError
 from agent.prompts import render_prompt
 from agent.hooks.diff import Changes, DiffTarget, clipped_diff, git, read_changes
@@ -121,7 +122,7 @@ def fallback_description(changes: Changes) -> str:
 
 def _clean(raw: str) -> list[str]:
     """The answer's lines without reasoning, fences, preambles, labels and markdown."""
-    text = re.sub(r"<think>.*?(</think>|$)", "", raw, flags=re.S)
+    text, _ = split_reasoning(raw)
     lines = []
     for line in text.splitlines():
         stripped = line.strip()

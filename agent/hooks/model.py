@@ -15,16 +15,12 @@ class Cancelled(Exception):
 def ask(backend: Backend, system: str, user: str, max_tokens: int, cancel: threading.Event | None = None) -> str:
     """The model's answer (reasoning left out, secrets redacted, a line cut by the token limit
     dropped). Raises ModelError, Cancelled."""
-    for attribute in ("max_new_tokens", "max_tokens"):  # embedded, openai
-        if hasattr(backend, attribute):
-            setattr(backend, attribute, max_tokens)
-
     def check(*_: object) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled
 
     turn = backend.complete([{"role": "system", "content": system}, {"role": "user", "content": user}], [],
-                            on_text=check, on_progress=check)
+                            on_text=check, on_progress=check, max_tokens=max_tokens)
     text = turn.text
     if turn.finish_reason == "length" and "\n" in text.strip():
         text = text.strip().rsplit("\n", 1)[0]  # the line the limit cut short says half a thing

@@ -29,6 +29,13 @@ def _boolean(description: str) -> dict[str, Any]:
 
 _PATH = _string("Path relative to the workspace root")
 
+
+def _search_tool(name: str, function: Any, pattern: str, path: str, **options: dict[str, Any]) -> Tool:
+    """glob and grep: a required pattern, searched for under a path, and their own options."""
+    properties = {"pattern": _string(pattern), "path": _string(path), **options}
+    return Tool(name, function, schema(properties, ["pattern"]), access="read", subject="path")
+
+
 _ALL = [
     Tool("read_file", files.read_file, schema({
         "path": _PATH,
@@ -48,17 +55,13 @@ _ALL = [
     Tool("list_dir", files.list_dir, schema({
         "path": _string("Directory relative to the workspace root (default '.')"),
     }, []), access="read", subject="path"),
-    Tool("glob", files.glob, schema({
-        "pattern": _string("Glob such as '**/*.py' or 'src/*.{ts,tsx}'; '**' spans folders"),
-        "path": _string("Directory to search from (default '.')"),
-    }, ["pattern"]), access="read", subject="path"),
-    Tool("grep", search.grep, schema({
-        "pattern": _string("Regular expression to search for"),
-        "path": _string("File or directory to search (default '.')"),
-        "glob": _string("Only search files matching this glob, e.g. '*.py'"),
-        "ignore_case": _boolean("Match regardless of case (default false)"),
-        "max_results": _integer("Most matching lines to return (default 200)"),
-    }, ["pattern"]), access="read", subject="path"),
+    _search_tool("glob", files.glob, pattern="Glob such as '**/*.py' or 'src/*.{ts,tsx}'; '**' spans folders",
+                 path="Directory to search from (default '.')"),
+    _search_tool("grep", search.grep, pattern="Regular expression to search for",
+                 path="File or directory to search (default '.')",
+                 glob=_string("Only search files matching this glob, e.g. '*.py'"),
+                 ignore_case=_boolean("Match regardless of case (default false)"),
+                 max_results=_integer("Most matching lines to return (default 200)")),
     Tool("shell", shell.shell, schema({
         "command": _string("The bash command to run in the workspace root"),
         "timeout": _integer("Seconds before the command is stopped (default 120, at most 600)"),

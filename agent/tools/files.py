@@ -8,9 +8,11 @@ import os
 import re
 import secrets
 import stat
-import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from agent.core.repo import repository_files
 from agent.tools.base import ToolError, ToolResult, Workspace
 from agent.tools.edit_match import find_fuzzy
 
@@ -77,29 +79,37 @@ def read_text(ws: Workspace, target: Path, path: str) -> str:
     return text
 
 
+@contextmanager
+def atomic_target(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` for the block to write: when the block ends well it
+    replaces `target` in one rename, else it is removed. A crash leaves the old file or the new
+    one, never half of each."""
+    temporary = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(target: Path, data: bytes, mode: int | None = None) -> None:
-    """Write through a temporary file in the same folder, so a crash leaves the old file or the
-    new one, never half of each. Keeps the permission bits of the file it replaces, unless `mode`
-    says what they must be."""
+    """Write `data` through atomic_target, synced to disk. Keeps the permission bits of the file
+    it replaces, unless `mode` says what they must be."""
     if mode is None:
         try:
             mode = stat.S_IMODE(target.stat().st_mode)
         except FileNotFoundError:
             pass
-    temporary = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.tmp")
-    # a new file gets 0o666 less the umask, like any file the user creates
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
-    try:
+    with atomic_target(target) as temporary:
+        # a new file gets 0o666 less the umask, like any file the user creates
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 if mode is None else 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     try:  # make the rename itself durable; not every file system allows fsync on a folder
         folder = os.open(target.parent, os.O_RDONLY)
         try:
@@ -297,23 +307,10 @@ def list_dir(ws: Workspace, path: str = ".") -> ToolResult:
 # -- glob and the file list it shares with grep ----------------------------------------------
 
 def list_files(base: Path) -> list[str]:
-    """Files under `base` (posix paths relative to it), sorted. In a git repository: what git
-    tracks plus untracked files it does not ignore; elsewhere every file outside .git folders."""
-    try:
-        listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                                cwd=base, capture_output=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        listed = None
-    if listed is not None and listed.returncode == 0:
-        names = {name for name in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if name}
-        # --cached still lists files deleted from the work tree; submodules show up as folders
-        return sorted((name for name in names if (base / name).is_file()), key=lambda name: name.split("/"))
-    found = []
-    for folder, dirnames, filenames in os.walk(base):
-        dirnames[:] = [name for name in dirnames if name != ".git"]
-        prefix = Path(folder).relative_to(base)
-        found.extend((prefix / name).as_posix() for name in filenames)
-    return sorted(found, key=lambda name: name.split("/"))
+    """Files under `base` (posix paths relative to it), sorted folder by folder. In a git
+    repository: what git tracks plus untracked files it does not ignore; elsewhere every file
+    outside .git folders."""
+    return sorted(repository_files(base), key=lambda name: name.split("/"))
 
 
 def _segment_regex(segment: str) -> str:

@@ -21,7 +21,8 @@ from textual.widgets.option_list import Option
 from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, FormatErrorEvent, PermissionEvent,
                                PrefillProgressEvent, ResultEvent, TextDeltaEvent, ToolCallEvent, ToolOutputEvent,
                                ToolResultEvent)
-from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply, help_text
+from agent.frontends.commands import help_text
+from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.loop import Interrupted
 from agent.core.permissions import Approval
 from agent.core.setup import RunSettings

@@ -14,7 +14,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Collapsible, Markdown, OptionList, Static, TextArea
 
-from agent.frontends.interactive import Status, StreamSplitter
+from agent.core.stream import StreamSplitter
+from agent.frontends.interactive import Status
 
 SHOWN_OUTPUT_CHARS = 6000  # a tool block shows the end of long output; the model saw it all
 

@@ -1,0 +1,33 @@
+"""EngineSettings: a flag wins, then the config's [backend] table, then the default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.backends.engine_settings import EngineSettings
+from agent.core.config import Config
+from agent.core.setup import RunSettings
+
+CONFIGURED = Config(backend={"model": "config.gguf", "context_window": 8192, "spec": "ngram", "temperature": 0.7,
+                             "max_new_tokens": 512})
+
+
+def test_without_flags_or_config_the_defaults_hold():
+    assert EngineSettings.from_config(RunSettings(), Config()) == EngineSettings(
+        model=None, device="auto", ctx=None, weights="auto", dtype="auto", chat_template=None, temperature=0.0,
+        spec="auto", spec_n_max=3, mtp=None, max_new_tokens=2048)
+
+
+def test_the_config_fills_what_the_flags_leave_open():
+    settings = EngineSettings.from_config(RunSettings(), CONFIGURED)
+    assert (settings.model, settings.ctx, settings.spec, settings.temperature, settings.max_new_tokens) == (
+        "config.gguf", 8192, "ngram", 0.7, 512)
+
+
+def test_flags_win_over_the_config():
+    flags = RunSettings(model="flag.gguf", ctx=1024, spec="off", temperature=0.0, device="cpu", weights="dense",
+                        dtype="float32", chat_template=Path("t.jinja"), spec_n_max=5, mtp=Path("mtp-x.gguf"))
+    settings = EngineSettings.from_config(flags, CONFIGURED)
+    assert settings == EngineSettings(model="flag.gguf", device="cpu", ctx=1024, weights="dense", dtype="float32",
+                                      chat_template=Path("t.jinja"), temperature=0.0, spec="off", spec_n_max=5,
+                                      mtp=Path("mtp-x.gguf"), max_new_tokens=512)  # no flag sets max_new_tokens
