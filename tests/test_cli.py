@@ -103,7 +103,8 @@ def fake_package(tmp_path: Path, content: bytes, sha: str) -> tuple[model_store.
     wheel = tmp_path / "fake-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("fake/model.gguf", content)
-    return model_store.PackagedModel("fake", "1.0", "fake/model.gguf", sha, len(content)), wheel
+    part = model_store.WheelPart("fake", "1.0", "fake/model.gguf")
+    return model_store.PackagedModel("fake", "a fake model", "model.gguf", (part,), len(content), sha), wheel
 
 
 def test_pull_extracts_checks_and_places_atomically(tmp_path, monkeypatch):

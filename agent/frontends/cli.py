@@ -21,8 +21,9 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
         return value if defaults else argparse.SUPPRESS
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", metavar="FILE", default=default(None),
-                        help="GGUF model to use (default: SmolLM2-135M-Instruct, fetched on first use)")
+    common.add_argument("--model", metavar="FILE|NAME", default=default(None),
+                        help="GGUF file, catalog model name (see `agent models list`) or hf:OWNER/REPO[:QUANT]; "
+                             "names are fetched on first use (default: smollm2-135m)")
     common.add_argument("--device", default=default("auto"), choices=["auto", "cpu", "cuda"],
                         help="where to run the model (auto: CUDA when present)")
     common.add_argument("--ctx", type=int, metavar="N", default=default(None),
@@ -136,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    models_sub.add_parser("pull", parents=[common], help="fetch the default model into the cache")
-    models_sub.add_parser("list", parents=[common], help="models in the cache")
+    pull = models_sub.add_parser("pull", parents=[common], help="fetch a catalog model (or hf:OWNER/REPO[:QUANT]) into the cache")
+    pull.add_argument("name", nargs="?", help="what to fetch (default: --model, else the default model)")
+    models_sub.add_parser("list", parents=[common], help="the catalog's models, whether each is cached, and other files in the cache")
     info = models_sub.add_parser("info", parents=[common], help="architecture, size, types and memory needs of a GGUF")
     info.add_argument("file", nargs="?", help="the GGUF file (default: --model, else the default model)")
     return parser
@@ -276,21 +278,47 @@ def _read_text(path: str, flag: str) -> str:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from agent.backends import model_store
-
     if args.models_command == "pull":
-        path, fetched = model_store.pull(show_progress=sys.stderr.isatty())
-        print(f"{'fetched' if fetched else 'already present'}: {path}")
-        return 0
+        return _models_pull(args.name or args.model)
     if args.models_command == "list":
-        models = model_store.list_models()
-        if not models:
-            print(f"no models in {model_store.models_dir()}; run 'agent models pull'")
-        for path in models:
-            default = "  (default)" if path == model_store.default_model_path() else ""
-            print(f"{path.stat().st_size / 2**20:9.1f} MiB  {path}{default}")
+        _models_list()
         return 0
     return _models_info(args)
+
+
+def _models_pull(name: str | None) -> int:
+    from agent.backends import model_store
+    from agent.backends.catalog import CATALOG, DEFAULT_MODEL
+
+    show_progress = sys.stderr.isatty()
+    if name is None or name.lower() in CATALOG:
+        path, fetched = model_store.pull(CATALOG[name.lower()] if name else DEFAULT_MODEL, show_progress=show_progress)
+        print(f"{'fetched' if fetched else 'already present'}: {path}")
+    else:  # hf:OWNER/REPO[:QUANT], or an error that lists the names
+        print(f"present: {model_store.resolve_model(name, show_progress=show_progress)}")
+    return 0
+
+
+def _models_list() -> None:
+    from agent.backends import model_store
+    from agent.backends.catalog import CATALOG, DEFAULT_MODEL
+
+    mib = lambda n: f"{n / 2**20:9.1f} MiB"  # noqa: E731
+    directory = model_store.models_dir()
+    print(f"catalog ({DEFAULT_MODEL.name} is the default; `agent models pull NAME` fetches one into {directory}):")
+    width = max(len(name) for name in CATALOG)
+    for model in CATALOG.values():
+        state = "cached    " if model_store.is_cached(model) else "not cached"
+        default = "  (default)" if model == DEFAULT_MODEL else ""
+        print(f"  {model.name:<{width}} {mib(model.size)}  {state}  {model.about}{default}")
+    known = {model_store.model_path(m) for m in CATALOG.values()}
+    others = [path for path in model_store.list_models() if path not in known]
+    if others:
+        print(f"other files in {directory}:")
+    for path in others:
+        print(f"  {mib(path.stat().st_size)}  {path.relative_to(directory)}")
+    if not any(model_store.is_cached(m) for m in CATALOG.values()) and not others:
+        print(f"no models in {directory} yet; run 'agent models pull [NAME]'")
 
 
 def _models_info(args: argparse.Namespace) -> int:
