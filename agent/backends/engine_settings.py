@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    model: str | None = None  # a GGUF path; None: the default model, fetched on first use
+    model: str | None = None  # a GGUF path, a catalog name or hf:OWNER/REPO; None: the default model
     device: str = "auto"
     ctx: int | None = None  # None: the model's own context length (capped by the engine)
     weights: str = "auto"
