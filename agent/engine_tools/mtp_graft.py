@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from agent.errors import AgentError
+from agent.backends.engine_settings import EngineSettings
 from agent.backends.model_store import resolve_model
 from agent.engine_tools.mtp_answers import AnswerStore, answer_chunks, collect_answers, mixed, requests
 
@@ -65,7 +66,7 @@ class ProgressPrinter:
 
 def _answers(args: argparse.Namespace, base_path: Path, train: list, path: Path, seed: int) -> list[list[int]]:
     """The base model's own answers to requests made from the training files (generated once, kept)."""
-    from inference import Engine, SamplingParams
+    from inference import SamplingParams
 
     store = AnswerStore(path)
     engine = None
@@ -74,7 +75,7 @@ def _answers(args: argparse.Namespace, base_path: Path, train: list, path: Path,
     def generate(request: str) -> list[int]:
         nonlocal engine
         if engine is None:  # only when answers are missing
-            engine = Engine.load(base_path, device=args.device, spec="ngram", n_ctx=4096)
+            engine = EngineSettings(model=str(base_path), device=args.device, ctx=4096, spec="ngram").load()[0]
         ids = _chat_ids(engine, request)
         return ids + engine.generate(ids, sampling=SamplingParams(), max_new_tokens=args.answer_tokens).token_ids
 
@@ -180,11 +181,12 @@ def _teacher_forced_scorer(engine, base_path: Path, chunks: int, seed: int) -> C
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from inference import Engine, SamplingParams
+    from inference import SamplingParams
 
     base_path = resolve_model(args.model)
     _, _, held_out = _sources(args)
-    engine = Engine.load(base_path, device=args.device, spec="mtp", spec_n_max=args.draft, mtp=args.mtp, n_ctx=4096)
+    engine = EngineSettings(model=str(base_path), device=args.device, ctx=4096, spec="mtp", spec_n_max=args.draft,
+                            mtp=Path(args.mtp) if args.mtp else None).load()[0]
     if engine.mtp_head is None:
         raise AgentError(f"{base_path.name} has no MTP head: train one with `agent mtp graft`, or give --mtp FILE")
     rng = random.Random(args.seed or 0)
