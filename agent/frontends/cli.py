@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mtp_parsers(sub, common)
 
+    from agent.engine_tools.evaluate import add_parser as add_eval_parser
+
+    add_eval_parser(sub, [common, _backend_options(defaults=False)])
+
     models = sub.add_parser("models", parents=[common], help="fetch, list and inspect models")
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     pull = models_sub.add_parser("pull", parents=[common], help="fetch a catalog model (or hf:OWNER/REPO[:QUANT]) into the cache")
@@ -391,6 +395,12 @@ def _mtp(args: argparse.Namespace) -> int:
     return cmd_mtp(args)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from agent.engine_tools.evaluate import cmd_eval
+
+    return cmd_eval(args)
+
+
 def _git_helper(name: str):
     def command(args: argparse.Namespace) -> int:
         from agent.hooks import commands
@@ -442,4 +452,4 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
             "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions, "commit-msg": _git_helper("cmd_commit_msg"),
-            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp}
+            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp, "eval": _eval}

@@ -1,0 +1,3 @@
+from bank.models import Acct
+
+__all__ = ["Acct"]

@@ -1,0 +1,127 @@
+"""`agent eval` end to end on the scripted backend: a tiny task suite made here, each run in a real
+`agent run` subprocess, then checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.frontends.cli import main
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+CHECK = f"""import subprocess, sys
+sys.exit(subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_calc.py"]).returncode)
+"""
+
+
+@pytest.fixture
+def suite(tmp_path, monkeypatch) -> Path:
+    """One task: make the failing test pass. Sessions and config isolated."""
+    task = tmp_path / "suite" / "fix_add"
+    (task / "repo").mkdir(parents=True)
+    (task / "repo" / "calc.py").write_text(CALC)
+    (task / "repo" / "test_calc.py").write_text(TEST_CALC)
+    (task / "task.md").write_text("Fix the failing test in test_calc.py.\n")
+    (task / "check.py").write_text(CHECK)
+    (task / "meta.toml").write_text('kind = "bugfix-test"\ntime_limit = 120\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    return tmp_path / "suite"
+
+
+def call(name: str, **arguments) -> dict:
+    return {"name": name, "arguments": arguments}
+
+
+def evaluate(suite: Path, turns: list[dict], *extra: str) -> tuple[int, dict, str]:
+    script = suite.parent / "script.jsonl"
+    script.write_text("\n".join(json.dumps(t) for t in turns) + "\n")
+    report = suite.parent / "report.json"
+    code = main(["eval", str(suite), "--backend", "scripted", "--script", str(script), "--json", str(report), *extra])
+    return code, json.loads(report.read_text()) if report.exists() else {}, ""
+
+
+def test_a_solving_run_is_reported_solved(suite, capsys):
+    turns = [
+        {"tool_calls": [call("edit_file", path="calc.py", old_string="a - b", new_string="a + b")]},
+        {"tool_calls": [call("shell", command=f"{sys.executable} -m pytest -q test_calc.py")]},
+        {"text": "Fixed add(); the test passes."},
+    ]
+    code, report, _ = evaluate(suite, turns)
+    out = capsys.readouterr().out
+    assert code == 0
+    row = report["rows"][0]
+    assert row["task"] == "fix_add" and row["kind"] == "bugfix-test"
+    assert row["solved"] is True and row["status"] == "done" and row["exit_code"] == 0
+    assert row["turns"] == 3 and row["tool_calls"] == 2 and row["invalid_tool_calls"] == 0
+    assert row["prompt_tokens"] > 0 and row["generated_tokens"] > 0 and row["seconds"] > 0
+    assert report["solved"] == 1 and report["total"] == 1
+    assert "fix_add" in out and "solved 1/1" in out
+
+
+def test_a_run_that_changes_nothing_is_unsolved(suite, capsys):
+    code, report, _ = evaluate(suite, [{"text": "The code looks fine to me."}])
+    assert code == 0
+    row = report["rows"][0]
+    assert row["solved"] is False and row["status"] == "done" and row["tool_calls"] == 0
+    assert "1 failed" in row["check_output"]
+    assert "solved 0/1" in capsys.readouterr().out
+
+
+def test_invalid_tool_calls_are_counted(suite, capsys):
+    bad = {"raw": '<tool_call>{"name": "read_file", "arguments": {"path": calc.py}}</tool_call>'}
+    good = {"raw": '<tool_call>{"name": "read_file", "arguments": {"path": "calc.py"}}</tool_call>'}
+    code, report, _ = evaluate(suite, [bad, good, {"text": "I only looked."}])
+    row = report["rows"][0]
+    assert code == 0 and row["invalid_tool_calls"] == 1 and row["tool_calls"] == 1 and not row["solved"]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_timeout_is_reported_and_kills_the_agent_and_its_commands(suite, tmp_path, capsys):
+    pid_file = tmp_path / "sleeper.pid"
+    turns = [{"tool_calls": [call("shell", command=f"echo $$ > {pid_file}; exec sleep 120", timeout=300)]},
+             {"text": "never reached"}]
+    code, report, _ = evaluate(suite, turns, "--time-limit", "4")
+    row = report["rows"][0]
+    assert code == 0
+    assert row["status"] == "timeout" and row["solved"] is False and row["exit_code"] is None
+    assert row["seconds"] < 30
+    sleeper = int(pid_file.read_text())
+    assert not _running(sleeper)
+
+
+def test_answer_contains_is_required(suite, capsys):
+    (suite / "fix_add" / "meta.toml").write_text('kind = "question"\nanswer_contains = [["subtract", "minus"]]\n')
+    (suite / "fix_add" / "check.py").write_text("")  # only the answer decides
+    code, report, _ = evaluate(suite, [{"text": "add() returns the difference."}])
+    assert code == 0 and report["rows"][0]["solved"] is False
+    code, report, _ = evaluate(suite, [{"text": "add() returns a minus b."}])
+    assert code == 0 and report["rows"][0]["solved"] is True
+
+
+def test_tasks_picks_tasks_by_name(suite, capsys):
+    code, _, _ = evaluate(suite, [{"text": "hi"}], "--tasks", "no_such_task")
+    assert code == 2 and "no_such_task" in capsys.readouterr().err
+
+
+def test_a_missing_folder_exits_2(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nowhere"), "--backend", "scripted"]) == 2
+    assert "no task folder" in capsys.readouterr().err
+
+
+def test_a_task_without_a_checker_exits_2(suite, capsys):
+    os.remove(suite / "fix_add" / "check.py")
+    assert main(["eval", str(suite), "--backend", "scripted"]) == 2
+    assert "check.py or check.sh" in capsys.readouterr().err
