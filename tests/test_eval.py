@@ -125,3 +125,23 @@ def test_a_task_without_a_checker_exits_2(suite, capsys):
     os.remove(suite / "fix_add" / "check.py")
     assert main(["eval", str(suite), "--backend", "scripted"]) == 2
     assert "check.py or check.sh" in capsys.readouterr().err
+
+
+def test_a_suite_named_by_a_relative_path_runs(suite, monkeypatch, capsys):
+    """The agent and the checker run in a copy elsewhere: a relative DIR must still find task.md."""
+    monkeypatch.chdir(suite.parent)
+    script = suite.parent / "script.jsonl"
+    script.write_text(json.dumps({"text": "The code looks fine to me."}) + "\n")
+    code = main(["eval", "suite", "--backend", "scripted", "--script", "script.jsonl", "--json", "report.json"])
+    row = json.loads((suite.parent / "report.json").read_text())["rows"][0]
+    assert code == 0 and row["status"] == "done" and row["turns"] == 1
+    assert "1 failed" in row["check_output"]
+
+
+def test_a_crashed_agent_shows_why(suite, capsys):
+    report = suite.parent / "report.json"
+    code = main(["eval", str(suite), "--backend", "scripted", "--script", str(suite.parent / "missing.jsonl"),
+                 "--json", str(report)])
+    row = json.loads(report.read_text())["rows"][0]
+    assert code == 0 and row["status"] == "crashed" and row["exit_code"] == 2
+    assert row["check_output"].startswith("agent crashed:") and "missing.jsonl" in row["check_output"]

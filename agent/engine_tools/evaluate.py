@@ -225,6 +225,9 @@ def evaluate_task(task: EvalTask, agent_flags: list[str], time_limit: float | No
         prepare_copy(task, workdir)
         run = run_agent(task, workdir, scratch, agent_flags, time_limit or task.time_limit)
         solved, check_output = check_task(task, workdir, run.answer, scratch)
+        if run.status == "crashed":  # no result event: what the agent said on stderr is the only clue
+            log = (scratch / "agent.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            check_output = "\n".join(["agent crashed:", *log[-5:], check_output])
     finally:
         if keep:
             print(f"  kept {scratch}", file=sys.stderr)
@@ -273,7 +276,7 @@ def format_row(r: TaskResult) -> str:
 
 def cmd_eval(args: Any) -> int:
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
-    tasks = load_suite(Path(args.suite), names)
+    tasks = load_suite(Path(args.suite).resolve(), names)  # the agent and checkers run in copies elsewhere
     flags = agent_flags_from(args)
     print("  ".join(f"{name:<{w}}" if i < 3 else f"{name:>{w}}" for i, (name, w) in enumerate(COLUMNS)), flush=True)
     results = []
