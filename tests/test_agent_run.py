@@ -214,6 +214,67 @@ def test_malformed_tool_call_gets_a_correction_then_three_end_the_run(repo, caps
     assert code == 1 and events[-1]["status"] == "error" and "3 malformed tool calls" in events[-1]["error"]
 
 
+FILE_AS_TOOL = '{"name": "test_calc.py", "arguments": {"path": "test_calc.py"}}'  # Qwen2.5-Coder-0.5B, verbatim shape
+MALFORMED_TURNS = {
+    "file as tool name": FILE_AS_TOOL,
+    "file as tool name, fenced": f"I will look at the test.\n```json\n{FILE_AS_TOOL}\n```",
+    "invented envelope": ('<tools>\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n'
+                          '{"name": "edit_file", "arguments": {"path": "calc.py", "old_string": "-", "new_string": "+"}}\n</tools>'),
+    "tool schema": ('{"type": "function", "function": {"name": "add", "description": "Read a text file.", '
+                    '"parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}'),
+}
+
+
+@pytest.mark.parametrize("raw", MALFORMED_TURNS.values(), ids=MALFORMED_TURNS.keys())
+def test_malformed_shapes_get_a_correction_and_the_run_goes_on(repo, capsys, raw):
+    good = {"raw": '<tool_call>{"name": "read_file", "arguments": {"path": "calc.py"}}</tool_call>'}
+    code, events, _ = run_agent(repo, [{"raw": raw}, good, {"text": "add subtracts."}], capsys=capsys)
+    assert code == 0 and events[-1]["answer"] == "add subtracts." and len(of_type(events, "format_error")) == 1
+    assert [r["name"] for r in of_type(events, "tool_result")] == ["read_file"]  # nothing of the malformed turn ran
+    assert CALC == (repo / "calc.py").read_text()
+
+
+def test_file_name_as_tool_never_ends_as_done(repo, capsys):
+    code, events, _ = run_agent(repo, [{"raw": FILE_AS_TOOL}], capsys=capsys)
+    assert code != 0 and events[-1]["status"] != "done"
+    code, events, _ = run_agent(repo, [{"raw": FILE_AS_TOOL}] * 3, capsys=capsys)
+    assert code == 1 and events[-1]["status"] == "error" and "no tool named 'test_calc.py'" in events[-1]["error"]
+
+
+def test_fenced_call_to_an_offered_tool_runs(repo, capsys):
+    write = 'Writing the test.\n```json\n{"name": "write_file", "arguments": {"path": "test_new.py", "content": "X = 1\\n"}}\n```'
+    code, events, _ = run_agent(repo, [{"raw": write}, {"text": "Wrote it."}], "--permission-mode", "yolo", capsys=capsys)
+    assert code == 0 and not of_type(events, "format_error") and (repo / "test_new.py").read_text() == "X = 1\n"
+
+
+@pytest.mark.parametrize("answer", [
+    'The config is JSON: {"name": "calc", "version": 1}; the "name" field names the package.',
+    'Here is an example config:\n```json\n{"name": "calc", "scripts": {"test": "pytest"}}\n```',
+    "The fix:\n```python\ndef add(a, b):\n    return a + b\n```",
+])
+def test_answers_mentioning_json_or_code_are_done(repo, capsys, answer):
+    code, events, _ = run_agent(repo, [{"raw": answer}], capsys=capsys)
+    assert code == 0 and events[-1]["answer"] == answer and not of_type(events, "format_error")
+
+
+def test_empty_final_turn_gets_one_nudge_then_fails(repo, capsys):
+    code, events, _ = run_agent(repo, [{"raw": "<think>The test fails.</think>"}, {"text": "add subtracts."}], capsys=capsys)
+    assert code == 0 and events[-1]["answer"] == "add subtracts." and len(of_type(events, "format_error")) == 1
+    session = next(Path(os.environ["MTP_AGENT_SESSIONS"]).rglob("*.jsonl"))
+    assert "no answer and no tool call, only reasoning" in session.read_text()
+    code, events, _ = run_agent(repo, [{"text": ""}, {"raw": "<think>Still thinking.</think>\n"}], capsys=capsys)
+    assert code == 1 and events[-1]["status"] == "error" and "without an answer" in events[-1]["error"]
+
+
+def test_turn_cut_by_the_token_limit_is_not_done(repo, capsys):
+    code, events, _ = run_agent(repo, [{"text": "The bug is in", "finish_reason": "length"}], capsys=capsys)
+    assert code == 3 and events[-1]["status"] == "limit" and "token limit" in events[-1]["error"]
+    cut_call = {"raw": '<tool_call>\n{"name": "write_file", "arguments": {"path": "calc.py", "content": "def add(a',
+                "finish_reason": "length"}
+    code, events, _ = run_agent(repo, [cut_call, {"raw": "<think>", "finish_reason": "length"}], capsys=capsys)
+    assert code == 3 and len(of_type(events, "format_error")) == 1 and CALC == (repo / "calc.py").read_text()
+
+
 def test_backend_failing_mid_stream_saves_a_resumable_session(repo, capsys):
     turns = [{"tool_calls": [call("read_file", path="calc.py")]},
              {"text": "The bug is in add", "error": "connection reset by peer"}]

@@ -294,3 +294,59 @@ def test_format_error_message_states_the_problem_and_the_format():
 def test_format_error_example_uses_the_tool_the_model_reached_for():
     message = format_error_message("the arguments of 'bash' must be a JSON object, not a list", ["read_file", "bash"])
     assert '{"name": "bash"' in message
+
+
+# -- attempted calls that cannot run (docs: small-model-failures.md, shapes 1-4) ---------------
+
+FILE_AS_TOOL = '{"name": "test_calc.py", "arguments": {"path": "test_calc.py"}}'
+
+
+@pytest.mark.parametrize("text, expected", [
+    # 1: a file as the tool name, as the whole turn, after prose, or alone in a ```json block
+    (FILE_AS_TOOL, "there is no tool named 'test_calc.py'; the available tools are: bash, read_file"),
+    ('I will fix the test.\n{"name": "test_x.py", "arguments": {"offset": 1000}}', "no tool named 'test_x.py'"),
+    (f"```json\n{FILE_AS_TOOL}\n```", "no tool named 'test_calc.py'"),
+    (f"Reading the test.\n```json\n{FILE_AS_TOOL}\n```", "no tool named 'test_calc.py'"),
+    ('```json\n{"name": "fix_test", "parameters": {"path": "a.py"}}\n```', "no tool named 'fix_test'"),
+    # 2: right tools in an invented envelope, several at once
+    ('<tools>\n{"name": "read_file", "arguments": {"path": "a.py"}}\n'
+     '{"name": "write_file", "arguments": {"path": "a.py", "content": "x"}}\n</tools>',
+     "the calls are wrapped in <tools>, which is not a call format"),
+    # 4: an answer inside a regurgitated tool definition
+    ('{"type": "function", "function": {"name": "parse_args", "description": "Read a text file.", '
+     '"parameters": {"type": "object", "properties": {"path": {"type": "string"}}}}}',
+     "'parse_args' is written as a tool definition"),
+    ('The function is:\n{"name": "parse_args", "description": "Read a text file.", '
+     '"parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}',
+     "'parse_args' is written as a tool definition"),
+    ('```json\n{"name": "read_file", "description": "Read a text file.", "parameters": {"type": "object", '
+     '"properties": {"path": {"type": "string"}}}}\n```', "'read_file' is written as a tool definition"),
+])
+def test_attempted_call_that_cannot_run_is_an_error(text, expected):
+    parsed = parse_tool_calls(text, TOOLS)
+    assert parsed.calls == [] and parsed.error is not None and expected in parsed.error
+
+
+@pytest.mark.parametrize("text, visible", [
+    ('Let me read it. {"name": "read_file", "arguments": {"path": "a.py"}}', "Let me read it."),
+    ('I will read the file.\n\n{"name": "read_file", "parameters": {"path": "a.py"}}\nThen fix it.',
+     "I will read the file.\n\nThen fix it."),
+])
+def test_call_to_an_offered_tool_in_prose_runs(text, visible):
+    parsed = parse_tool_calls(text, TOOLS)
+    assert parsed.error is None and parsed.text == visible
+    assert [(c.name, c.arguments) for c in parsed.calls] == [("read_file", {"path": "a.py"})]
+
+
+@pytest.mark.parametrize("answer", [
+    'The settings file is JSON: {"name": "app", "version": 2, "debug": false}. Set "debug" to true.',
+    'The parser reads the "name" and "arguments" fields of each call; `parse_args` does it.',
+    'A call is written as `{"name": "read_file", "arguments": {"path": "a.py"}}` inside the tags.',
+    'Use this config:\n```json\n{"name": "svc", "parameters": {"retries": 3}}\n```\nand restart.',
+    'A tool definition looks like:\n```json\n{"name": "get_weather", "parameters": {"type": "object", "properties": {}}}\n```',
+    '```js\nconst call = {"name": "x.py", "arguments": {}};\n```',
+    "The loop is `{i: i * 2 for i in range(3)}`, and {braces} in prose are fine.",
+])
+def test_answers_that_mention_json_are_still_answers(answer):
+    parsed = parse_tool_calls(answer, TOOLS)
+    assert (parsed.text, parsed.calls, parsed.error) == (answer.strip(), [], None)

@@ -17,12 +17,13 @@ from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent,
                                PermissionEvent, PrefillProgressEvent, ResultEvent, StatsEvent, TextDeltaEvent,
                                ToolCallEvent, ToolResultEvent)
 from agent.core.session import Session
-from agent.core.toolcalls import format_error_message
+from agent.core.toolcalls import format_error_message, no_answer_message
 from agent.tools import run_tool
 from agent.tools.base import Tool
 
 EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
 EVENT_DIFF_CHARS = 200_000  # an edit's diff is added to its tool_call event up to this size
+NO_ANSWER = "the turn has neither an answer nor a tool call"
 
 
 class AgentExit(Exception):
@@ -83,6 +84,7 @@ class Agent:
         self.totals = TurnStats()
         self._recent_calls: list[str] = []
         self._format_errors = 0
+        self._empty_turns = 0  # turns in a row with neither an answer nor a call
         self._checkpointed_turn = -1
         self._start = time.monotonic()
         self._first_turn = 0
@@ -115,6 +117,7 @@ class Agent:
         self._start = time.monotonic()
         self._first_turn = self.turns
         self.totals = TurnStats()
+        self._empty_turns = 0
         self.env.workspace.cancel.clear()
         self.add({"role": "user", "content": task})
         try:
@@ -148,7 +151,9 @@ class Agent:
             return
         self._format_errors = 0
         if not turn.tool_calls:
-            raise Done(turn.text)
+            self._finish(turn)
+            return
+        self._empty_turns = 0
         for call in turn.tool_calls:
             self.execute(call)
 
@@ -245,6 +250,21 @@ class Agent:
             raise ModelFailure(f"the model wrote {self._format_errors} malformed tool calls in a row "
                                f"(last: {turn.format_error}); try a model with better tool calling")
         self.add({"role": "user", "content": format_error_message(turn.format_error or "", list(self.env.tools))})
+
+    def _finish(self, turn: ModelTurn) -> None:
+        """A turn without calls ends the run as done only when it holds an answer: a turn cut by the
+        token limit stops the run, and an empty one gets one nudge before the run fails."""
+        if turn.finish_reason == "length":
+            raise LimitReached(f"the model's turn stopped at its token limit ({turn.stats.generated_tokens} tokens) "
+                               "before it finished its answer or call")
+        if turn.text.strip():
+            raise Done(turn.text)
+        self._empty_turns += 1
+        self.emit(FormatErrorEvent(self.turns, NO_ANSWER))
+        if self._empty_turns > 1:
+            raise ModelFailure(f"the model ended its turn without an answer, {self._empty_turns} times in a row"
+                               + (" (it only reasoned)" if turn.reasoning.strip() else ""))
+        self.add({"role": "user", "content": no_answer_message(list(self.env.tools), bool(turn.reasoning.strip()))})
 
     def _check_limits(self) -> None:
         turns = self.turns - self._first_turn

@@ -19,13 +19,16 @@ FUNCTION_OPEN = "<function="
 CALL_STARTS = (CALL_OPEN, FUNCTION_OPEN)  # where a turn's tool-call markup starts
 # What a server without a tool or reasoning parser leaves in the content when the model called a
 # tool or reasoned: worth parsing the content for.
-CONTENT_MARKUP = (CALL_OPEN.removesuffix(">"), FUNCTION_OPEN, "```json", "```tool", THINK_CLOSE)
+CONTENT_MARKUP = (CALL_OPEN.removesuffix(">"), FUNCTION_OPEN, "```json", "```tool", THINK_CLOSE, '"name"')
 
 _FUNCTION = re.compile(r"<function=([^>\n]*)>(.*?)(?:</function>|(?=<function=)|\Z)", re.DOTALL)
 _PARAMETER = re.compile(r"<parameter=([^>\n]*)>(.*?)(?:</parameter>|(?=<parameter=)|\Z)", re.DOTALL)
 # ```json / ```tool_call / plain ``` blocks; the language word may be followed by the JSON on the same line
 _FENCE = re.compile(r"```[ \t]*([A-Za-z_]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _CALL_FENCES = {"json", "tool_call", ""}
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_OPEN_TAG = re.compile(r"<([A-Za-z_][\w-]*)>")
+_FILE_NAME = re.compile(r"[/\\]|\.[A-Za-z0-9]{1,5}$")  # a path or an extension: a file, never a tool
 _JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")', re.DOTALL)
 _ANY_STRING = re.compile(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', re.DOTALL)
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
@@ -49,12 +52,16 @@ def parse_tool_calls(text: str, tool_names: set[str] | None = None) -> ParsedOut
 
     Recognises Hermes/Qwen `<tool_call>{json}</tool_call>`, Qwen3-Coder `<function=...>` XML, and
     (when no tags are present) a fenced or bare JSON object that is clearly a call. `error` is set
-    when markup is present but unusable, or names a tool outside `tool_names`; the calls that did
+    when markup is present but unusable, names a tool outside `tool_names`, or when the text tries
+    to call a tool in a shape that cannot be run (a call object in prose naming no offered tool, a
+    copied tool definition, calls in an invented envelope such as `<tools>`); the calls that did
     parse are kept."""
     visible, reasoning = split_reasoning(text)
     spans, found = _tagged_calls(visible)
     if not found:
         spans, found = _fenced_calls(visible, tool_names)
+    if not found:
+        spans, found = _bare_calls(visible)
     if found:
         visible = _remove_spans(visible, spans)
     else:
@@ -98,9 +105,17 @@ def format_error_message(error: str, tool_names: list[str]) -> str:
     """The correction sent back to the model after a call that could not be used."""
     # The example names the tool the model was reaching for when the error mentions one.
     mentioned = [name for name in tool_names if f"'{name}'" in error]
-    example_tool = (mentioned or tool_names or ["tool_name"])[0]
-    example = format_tool_call(example_tool, {"argument_name": "value"})
+    example = _example_call(mentioned or tool_names)
     return render_prompt("format_error.md", error=error, tool_names=tool_names, example=example)
+
+
+def no_answer_message(tool_names: list[str], reasoned: bool) -> str:
+    """The nudge sent after a turn with neither an answer nor a tool call."""
+    return render_prompt("no_answer.md", reasoned=reasoned, example=_example_call(tool_names) if tool_names else "")
+
+
+def _example_call(tool_names: list[str]) -> str:
+    return format_tool_call((tool_names or ["tool_name"])[0], {"argument_name": "value"})
 
 
 # -- reasoning --------------------------------------------------------------------------------
@@ -229,10 +244,12 @@ def _xml_value(raw: str) -> Any:
 
 def _fenced_calls(text: str, tool_names: set[str] | None) -> tuple[list[tuple[int, int]], list[_Found]]:
     """Calls written as JSON in a code block, or as the whole answer. A ```tool_call block is
-    markup, so its problems are reported; other JSON counts only when it is clearly a call."""
+    markup, so its problems are reported; other JSON counts only when it is clearly a call, or an
+    attempt at one: the whole turn, or a call object naming a file."""
     spans: list[tuple[int, int]] = []
     found: list[_Found] = []
-    for match in _FENCE.finditer(text):
+    fences = list(_FENCE.finditer(text))
+    for match in fences:
         language, body = match.group(1).lower(), match.group(2).strip()
         if language not in _CALL_FENCES:
             continue
@@ -241,12 +258,16 @@ def _fenced_calls(text: str, tool_names: set[str] | None) -> tuple[list[tuple[in
             spans.append(match.span())
             continue
         values = _obvious_calls(body, tool_names)
+        # with prose around it, a call to an unknown tool is more likely an example than an attempt
+        alone = len(fences) == 1 and not _remove_spans(text, [match.span()])
+        if not values and (alone or _names_a_file(body)):
+            values = _attempted_calls(body)
         if values:
             found.extend(_call_from_json(value, "```json block") for value in values)
             spans.append(match.span())
     if not found:
         whole = text.strip()
-        values = _obvious_calls(whole, tool_names) if whole[:1] in "{[" else []
+        values = (_obvious_calls(whole, tool_names) or _attempted_calls(whole)) if whole[:1] in "{[" else []
         if values:
             start = text.find(whole)
             found.extend(_call_from_json(value, "JSON call") for value in values)
@@ -265,8 +286,15 @@ def _obvious_calls(body: str, tool_names: set[str] | None) -> list[Any]:
     return []
 
 
+def _attempted_calls(body: str) -> list[Any]:
+    """The JSON values in `body` when one of them tries to call a tool (whatever its name), else []."""
+    values, error = _load_json(body)
+    values = [] if error is not None else _flatten(values)
+    return values if any(_is_call_shaped(value) or _is_tool_schema(value) for value in values) else []
+
+
 def _looks_like_call(value: Any, tool_names: set[str] | None) -> bool:
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or _is_tool_schema(value):
         return False
     value = _unwrap(value)
     name = value.get("name")
@@ -274,9 +302,91 @@ def _looks_like_call(value: Any, tool_names: set[str] | None) -> bool:
             and (tool_names is None or name.strip() in tool_names))
 
 
+def _is_call_shaped(value: Any) -> bool:
+    """A "name" with "arguments" (or "parameters" that are not a schema): call vocabulary, any name."""
+    if not isinstance(value, dict) or _is_tool_schema(value):
+        return False
+    value = _unwrap(value)
+    return isinstance(value.get("name"), str) and ("arguments" in value or isinstance(value.get("parameters"), dict))
+
+
+def _is_tool_schema(value: Any) -> bool:
+    """A tool definition copied from a tool list: `{"type": "function", "function": {...}}` or a
+    name with a JSON-schema "parameters", and no "arguments"."""
+    if not isinstance(value, dict):
+        return False
+    inner = _unwrap(value)
+    if not isinstance(inner.get("name"), str) or "arguments" in inner:
+        return False
+    parameters = inner.get("parameters")
+    if isinstance(parameters, dict) and (isinstance(parameters.get("properties"), dict) or parameters.get("type") == "object"):
+        return True
+    return value.get("type") == "function" and isinstance(value.get("function"), dict) and "parameters" not in inner \
+        and "description" in inner
+
+
+def _names_a_file(body: str) -> bool:
+    """Whether a call object in `body` names a file or path as its tool (shape 1 of the failures doc)."""
+    values, error = _load_json(body)
+    names = [_unwrap(value).get("name") for value in _flatten(values) if error is None and _is_call_shaped(value)]
+    return any(isinstance(name, str) and _FILE_NAME.search(name.strip()) for name in names)
+
+
+# -- JSON in prose ----------------------------------------------------------------------------
+
+def _bare_calls(text: str) -> tuple[list[tuple[int, int]], list[_Found]]:
+    """Call objects written in the prose itself, outside code blocks and `inline code` (which quote
+    rather than act). A call to an offered tool runs, as in a ```json block; anything else that
+    tries to call a tool is reported, and calls in an invented envelope like `<tools>` run none."""
+    masked = _mask(text, [m.span() for m in _FENCE.finditer(text)])
+    masked = _mask(masked, [m.span() for m in _INLINE_CODE.finditer(masked)])
+    decoder = json.JSONDecoder()
+    spans: list[tuple[int, int]] = []
+    found: list[_Found] = []
+    envelopes: list[str] = []
+    pos = masked.find("{")
+    while pos != -1:
+        try:
+            value, end = decoder.raw_decode(masked, pos)
+        except json.JSONDecodeError:
+            pos = masked.find("{", pos + 1)
+            continue
+        if _is_call_shaped(value) or _is_tool_schema(value):
+            spans.append((pos, end))
+            found.append(_call_from_json(value, "JSON call"))
+            envelopes.extend(tag for tag in [_open_tag(masked, pos)] if tag and tag not in envelopes)
+        pos = masked.find("{", end)
+    if envelopes:
+        tags = ", ".join(f"<{tag}>" for tag in envelopes)
+        found = [f"the calls are wrapped in {tags}, which is not a call format: write one call at a time in the "
+                 "form below, and wait for its result before the calls that depend on it"]
+    return spans, found
+
+
+def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with the spans blanked out, positions unchanged."""
+    pieces, pos = [], 0
+    for start, end in spans:
+        pieces.append(text[pos:start] + " " * (end - start))
+        pos = end
+    return "".join(pieces) + text[pos:]
+
+
+def _open_tag(text: str, pos: int) -> str | None:
+    """The name of an XML-like tag opened before `pos` and not closed before it, if any."""
+    for match in reversed(list(_OPEN_TAG.finditer(text, 0, pos))):
+        if f"</{match.group(1)}>" not in text[match.end():pos]:
+            return match.group(1)
+    return None
+
+
 # -- JSON, tolerantly -------------------------------------------------------------------------
 
 def _call_from_json(value: Any, where: str) -> _Found:
+    if _is_tool_schema(value):
+        name = _unwrap(value)["name"].strip()
+        return (f"'{name}' is written as a tool definition (a \"parameters\" schema), which is neither a call nor an "
+                "answer: to answer, write plain text; to call a tool, give its arguments as below")
     if not isinstance(value, dict):
         return f'the {where} must hold a JSON object like {{"name": ..., "arguments": {{...}}}}, not {_json_kind(value)}'
     value = _unwrap(value)
