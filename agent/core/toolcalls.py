@@ -3,7 +3,6 @@ teach a model without template tool support how to write them."""
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from agent.backends.base import ToolCall
+from agent.core.lenient_json import flatten, json_kind, load_json
 from agent.prompts import render_prompt
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -29,11 +29,6 @@ _CALL_FENCES = {"json", "tool_call", ""}
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _OPEN_TAG = re.compile(r"<([A-Za-z_][\w-]*)>")
 _FILE_NAME = re.compile(r"[/\\]|\.[A-Za-z0-9]{1,5}$")  # a path or an extension: a file, never a tool
-_JSON_STRING = re.compile(r'("(?:[^"\\]|\\.)*")', re.DOTALL)
-_ANY_STRING = re.compile(r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\')', re.DOTALL)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
-_PYTHON_LITERALS = {"True": "true", "False": "false", "None": "null"}
-_JSON_LITERALS = {v: k for k, v in _PYTHON_LITERALS.items()}
 
 @dataclass
 class ParsedOutput:
@@ -194,10 +189,10 @@ def _parse_call_body(body: str, where: str) -> list[_Found]:
         return [f'the {where} is empty: put {{"name": ..., "arguments": {{...}}}} inside it']
     if body.startswith(FUNCTION_OPEN):
         return _parse_functions(body)
-    values, error = _load_json(body)
+    values, error = load_json(body)
     if error is not None:
         return [f"the JSON inside {where} is invalid: {error}"]
-    return [_call_from_json(value, where) for value in _flatten(values)]
+    return [_call_from_json(value, where) for value in flatten(values)]
 
 
 def _strip_partial_close(body: str) -> str:
@@ -277,10 +272,10 @@ def _fenced_calls(text: str, tool_names: set[str] | None) -> tuple[list[tuple[in
 
 def _obvious_calls(body: str, tool_names: set[str] | None) -> list[Any]:
     """The JSON values in `body` when every one is a call object naming a known tool, else []."""
-    values, error = _load_json(body)
+    values, error = load_json(body)
     if error is not None:
         return []
-    values = _flatten(values)
+    values = flatten(values)
     if values and all(_looks_like_call(value, tool_names) for value in values):
         return values
     return []
@@ -288,8 +283,8 @@ def _obvious_calls(body: str, tool_names: set[str] | None) -> list[Any]:
 
 def _attempted_calls(body: str) -> list[Any]:
     """The JSON values in `body` when one of them tries to call a tool (whatever its name), else []."""
-    values, error = _load_json(body)
-    values = [] if error is not None else _flatten(values)
+    values, error = load_json(body)
+    values = [] if error is not None else flatten(values)
     return values if any(_is_call_shaped(value) or _is_tool_schema(value) for value in values) else []
 
 
@@ -327,8 +322,8 @@ def _is_tool_schema(value: Any) -> bool:
 
 def _names_a_file(body: str) -> bool:
     """Whether a call object in `body` names a file or path as its tool (shape 1 of the failures doc)."""
-    values, error = _load_json(body)
-    names = [_unwrap(value).get("name") for value in _flatten(values) if error is None and _is_call_shaped(value)]
+    values, error = load_json(body)
+    names = [_unwrap(value).get("name") for value in flatten(values) if error is None and _is_call_shaped(value)]
     return any(isinstance(name, str) and _FILE_NAME.search(name.strip()) for name in names)
 
 
@@ -388,7 +383,7 @@ def _call_from_json(value: Any, where: str) -> _Found:
         return (f"'{name}' is written as a tool definition (a \"parameters\" schema), which is neither a call nor an "
                 "answer: to answer, write plain text; to call a tool, give its arguments as below")
     if not isinstance(value, dict):
-        return f'the {where} must hold a JSON object like {{"name": ..., "arguments": {{...}}}}, not {_json_kind(value)}'
+        return f'the {where} must hold a JSON object like {{"name": ..., "arguments": {{...}}}}, not {json_kind(value)}'
     value = _unwrap(value)
     name = value.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -399,14 +394,14 @@ def _call_from_json(value: Any, where: str) -> _Found:
         if not arguments.strip():
             arguments = None
         else:
-            decoded, error = _load_json(arguments)
+            decoded, error = load_json(arguments)
             if error is not None or len(decoded) != 1:
                 return f"the arguments of '{name}' are a string that is not one JSON object: {error or 'several values'}"
             arguments = decoded[0]
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        return f"the arguments of '{name}' must be a JSON object with one field per parameter, not {_json_kind(arguments)}"
+        return f"the arguments of '{name}' must be a JSON object with one field per parameter, not {json_kind(arguments)}"
     return name, arguments
 
 
@@ -418,95 +413,6 @@ def _unwrap(value: dict[str, Any]) -> dict[str, Any]:
     if isinstance(inner, str) and "name" not in value:
         return {**value, "name": inner}
     return value
-
-
-def _flatten(values: list[Any]) -> list[Any]:
-    return [item for value in values for item in (value if isinstance(value, list) else [value])]
-
-
-def _load_json(text: str) -> tuple[list[Any], str | None]:
-    """The JSON values in `text`, repairing what local models commonly get wrong, or the error
-    of the strict parse (the most useful one to show the model)."""
-    try:
-        return [json.loads(text)], None
-    except json.JSONDecodeError as e:
-        error = f"{e.msg} at line {e.lineno} column {e.colno}"
-    repaired = _repair_json(text)
-    try:
-        return [json.loads(repaired)], None
-    except json.JSONDecodeError:
-        pass
-    values = _json_sequence(repaired)
-    if values:
-        return values, None
-    value = _python_literal(text)
-    if value is not None:
-        return [value], None
-    return [], error
-
-
-def _repair_json(text: str) -> str:
-    """Trailing commas and Python's True/False/None fixed, and missing closing brackets added
-    when the text stops outside a string."""
-    pieces = _JSON_STRING.split(text)
-    stack: list[str] = []
-    for i in range(0, len(pieces), 2):  # even pieces are outside strings
-        piece = _TRAILING_COMMA.sub(r"\1", pieces[i])
-        piece = re.sub(r"\b(True|False|None)\b", lambda m: _PYTHON_LITERALS[m.group(1)], piece)
-        pieces[i] = piece
-        for char in piece:
-            if char in "{[":
-                stack.append("}" if char == "{" else "]")
-            elif char in "}]" and stack and stack[-1] == char:
-                stack.pop()
-    repaired = "".join(pieces)
-    if '"' not in pieces[-1]:  # a quote here opens a string that never closes: nothing to balance
-        repaired = repaired.rstrip().rstrip(",") + "".join(reversed(stack))
-    return repaired
-
-
-def _json_sequence(text: str) -> list[Any]:
-    """Several JSON values one after another (some models put two calls in one block)."""
-    decoder = json.JSONDecoder()
-    values: list[Any] = []
-    pos = 0
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos == len(text):
-            return values if len(values) > 1 else []
-        try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            return []
-        values.append(value)
-
-
-def _python_literal(text: str) -> Any:
-    """Last resort for single-quoted, Python-style dicts. literal_eval evaluates no code."""
-    if not any("'" in piece for piece in _JSON_STRING.split(text)[::2]):
-        return None  # nothing single-quoted; Python would only add surprises like "a" "b" == "ab"
-    pieces = _ANY_STRING.split(text)
-    for i in range(0, len(pieces), 2):
-        pieces[i] = re.sub(r"\b(true|false|null)\b", lambda m: _JSON_LITERALS[m.group(1)], pieces[i])
-    try:
-        value = ast.literal_eval("".join(pieces))
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-    return value if isinstance(value, (dict, list)) and _is_json_like(value) else None
-
-
-def _is_json_like(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json_like(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_json_like(item) for item in value)
-    return value is None or isinstance(value, (str, bool, int, float))
-
-
-def _json_kind(value: Any) -> str:
-    kinds = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
-    return "null" if value is None else kinds.get(type(value), type(value).__name__)
 
 
 def _unknown_tool(name: str, tool_names: set[str]) -> str:
