@@ -145,3 +145,10 @@ def test_a_crashed_agent_shows_why(suite, capsys):
     row = json.loads(report.read_text())["rows"][0]
     assert code == 0 and row["status"] == "crashed" and row["exit_code"] == 2
     assert row["check_output"].startswith("agent crashed:") and "missing.jsonl" in row["check_output"]
+
+
+def test_why_the_agent_stopped_is_in_the_row(suite, capsys):
+    same = {"tool_calls": [call("read_file", path="calc.py")]}
+    code, report, _ = evaluate(suite, [same, same, same, {"text": "done"}])
+    row = report["rows"][0]
+    assert code == 0 and row["status"] == "limit" and "3 times in a row" in row["error"]

@@ -56,6 +56,7 @@ class TaskResult:
     prompt_tokens: int
     generated_tokens: int
     check_output: str = ""
+    error: str = ""  # why the agent stopped, when it did not finish (its result's error)
 
 
 @dataclass
@@ -238,7 +239,8 @@ def evaluate_task(task: EvalTask, agent_flags: list[str], time_limit: float | No
                       turns=int(result.get("turns", 0)), tool_calls=run.count("tool_call"),
                       invalid_tool_calls=run.count("format_error"), seconds=round(run.seconds, 2),
                       prompt_tokens=int(result.get("prompt_tokens", 0)),
-                      generated_tokens=int(result.get("generated_tokens", 0)), check_output=check_output)
+                      generated_tokens=int(result.get("generated_tokens", 0)), check_output=check_output,
+                      error=str(result.get("error") or ""))
 
 
 def agent_flags_from(args: Any) -> list[str]:
