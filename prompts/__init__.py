@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 
 from jinja2 import StrictUndefined
@@ -17,6 +18,12 @@ def load_prompt(name: str) -> str:
     return resources.files(__name__).joinpath(*name.split("/")).read_text(encoding="utf-8")
 
 
+@lru_cache(maxsize=None)
+def _template(name: str):
+    """Compiled once: the tool protocol is rendered every time a conversation's tokens are counted."""
+    return _environment.from_string(load_prompt(name))
+
+
 def render_prompt(name: str, **values: object) -> str:
     """prompts/<name> rendered as a jinja template, stripped of surrounding whitespace."""
-    return _environment.from_string(load_prompt(name)).render(**values).strip()
+    return _template(name).render(**values).strip()

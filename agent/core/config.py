@@ -37,13 +37,14 @@ class Config:
     sources: list[Path] = field(default_factory=list)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """The TOML file's table; AgentError naming `what` the file is, and what to do, when it cannot be read."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise AgentError(f"config file {path} is not valid TOML: {e}; fix or remove it") from e
+        raise AgentError(f"{what} {path} is not valid TOML: {e}; fix or remove it") from e
     except OSError as e:
-        raise AgentError(f"cannot read config file {path}: {e.strerror}") from e
+        raise AgentError(f"cannot read {what} {path}: {e.strerror}") from e
 
 
 def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
@@ -69,7 +70,7 @@ def load_config(root: Path, user_file: Path | None = None) -> Config:
     config = Config()
     for path in (user_file or user_config_path(), root / PROJECT_CONFIG):
         if path.is_file():
-            _merge(config, _read(path), path)
+            _merge(config, read_toml(path), path)
     return config
 
 

@@ -16,12 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.core.config import read_toml
+from agent.core.repo import run_git
 from agent.errors import AgentError
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 DEFAULT_TIME_LIMIT_S = 600.0
 CHECK_TIME_LIMIT_S = 300.0
@@ -85,10 +82,7 @@ def load_task(directory: Path) -> EvalTask:
     if missing:
         raise AgentError(f"the task {directory} has no {', '.join(missing)}; every task needs task.md, repo/ and a checker")
     meta_file = directory / "meta.toml"
-    try:
-        meta = tomllib.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
-    except tomllib.TOMLDecodeError as e:
-        raise AgentError(f"{meta_file} is not valid TOML: {e}") from e
+    meta = read_toml(meta_file, "task file") if meta_file.is_file() else {}
     expected = meta.get("answer_contains", [])
     return EvalTask(name=directory.name, directory=directory, prompt=prompt_file.read_text(encoding="utf-8"),
                     checker=checkers[0], kind=str(meta.get("kind", "unknown")),
@@ -112,20 +106,16 @@ def load_suite(suite: Path, names: list[str] | None = None) -> list[EvalTask]:
     return [load_task(p) for p in available]
 
 
-def _git(workdir: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=workdir, check=True, capture_output=True)
-
-
 def prepare_copy(task: EvalTask, workdir: Path) -> None:
     """The task's repository as a fresh git repository with one commit: the agent's checkpoints
     and undo need git, and checkers diff against that commit."""
     shutil.copytree(task.directory / "repo", workdir)
-    _git(workdir, "init", "-q")
+    run_git(workdir, "init", "-q")
     (workdir / ".git" / "info" / "exclude").write_text(IGNORED_IN_COPY)
     for key, value in (("user.name", "agent eval"), ("user.email", "eval@mtp-agent.invalid"), ("commit.gpgsign", "false")):
-        _git(workdir, "config", key, value)
-    _git(workdir, "add", "-A")
-    _git(workdir, "commit", "-qm", f"task {task.name}")
+        run_git(workdir, "config", key, value)
+    run_git(workdir, "add", "-A")
+    run_git(workdir, "commit", "-qm", f"task {task.name}")
 
 
 def _environment(sessions: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.errors import AgentError
+from agent.frontends.output import FORMATS
 
 
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "2 bad usage or input, 3 limit reached, 130 interrupted.")
     run.add_argument("task", nargs="?", help="a file holding the task ('-' reads it from stdin)")
     run.add_argument("-p", "--prompt", help="the task as text instead of a file")
-    run.add_argument("--output-format", choices=["text", "json", "stream-json"], default="text")
+    run.add_argument("--output-format", choices=FORMATS, default="text")
 
     undo = sub.add_parser("undo", parents=[common], help="restore the files as they were before the agent's last edits")
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest checkpoint of any)")
