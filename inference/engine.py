@@ -17,6 +17,7 @@ from .errors import ChatTemplateError, EngineError, UnsupportedModelError
 from . import mtp
 from .generate import GenerationStats, TokenLoop, prefill
 from .gguf_file import GGUFFile
+from .grammar import GrammarConstraint
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
@@ -252,9 +253,10 @@ class Engine:
     def stream(self, prompt: str | Sequence[int] | None = None, *, messages: list[dict[str, Any]] | None = None,
                tools: list[dict[str, Any]] | None = None, sampling: SamplingParams | None = None,
                max_new_tokens: int = 512, stop: Sequence[str] = (), ignore_eos: bool = False,
-               on_prefill: Callable[[int, int], None] | None = None) -> Generation:
+               on_prefill: Callable[[int, int], None] | None = None, grammar: str | None = None) -> Generation:
         """Text deltas as they are generated. `on_prefill(done, total)` hears the prompt's progress
-        chunk by chunk (a long prompt takes a while); raising from it stops the prefill."""
+        chunk by chunk (a long prompt takes a while); raising from it stops the prefill. `grammar`
+        (llguidance's Lark syntax) constrains every generated token, drafts included."""
         if max_new_tokens < 1:
             raise EngineError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         ids = self._prompt_ids(prompt, messages, tools)
@@ -262,14 +264,16 @@ class Engine:
             raise EngineError("the prompt is empty")
         end = frozenset() if ignore_eos else self.tokenizer.end_of_generation
         sampler = Sampler(sampling or SamplingParams())
+        constraint = GrammarConstraint(self.tokenizer, grammar) if grammar is not None else None
         drafters = self._drafters()
         if drafters:
             spec = SpecStats(mode=self.spec, snapshot_bytes=getattr(self.cache, "snapshot_bytes", 0), **self._mtp_sizes())
             policy = DraftPolicy(self.spec_n_max, adaptive=self.spec == "auto", costs=self.step_costs)
             loop = SpeculativeLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, drafters=drafters,
-                                   policy=policy, spec=spec, on_prefill=on_prefill)
+                                   policy=policy, spec=spec, on_prefill=on_prefill, constraint=constraint)
         else:
-            loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, on_prefill=on_prefill)
+            loop = TokenLoop(self.model, self.cache, ids, sampler, max_new_tokens, end, on_prefill=on_prefill,
+                             constraint=constraint)
         return Generation(loop, self.tokenizer, stop, self.device)
 
     def _drafters(self) -> list:

@@ -14,6 +14,7 @@ from .kv_cache import KVCache
 from .sampling import Sampler
 
 if TYPE_CHECKING:
+    from .grammar import GrammarConstraint
     from .speculative import SpecStats
 
 PREFILL_CHUNK = 512
@@ -113,6 +114,7 @@ class TokenLoop:
     stats: GenerationStats = field(default_factory=GenerationStats)
     finish_reason: str | None = None
     on_prefill: Callable[[int, int], None] | None = None  # prefill progress: (tokens done, prompt tokens)
+    constraint: GrammarConstraint | None = None  # a grammar every emitted token must follow
 
     def observers(self) -> Sequence:
         """Who sees the prefill's hidden states (speculative drafters)."""
@@ -122,10 +124,20 @@ class TokenLoop:
         """What drafting did in this generation; None for a loop that does not draft."""
         return None
 
+    def sample(self, logits: torch.Tensor, history: list[int]) -> int:
+        """The next token, drawn by the sampler within what the grammar (if any) allows; the
+        grammar moves past it. The full mask is computed only when the free draw is refused."""
+        token = self.sampler(logits, history)
+        if self.constraint is not None:
+            if not self.constraint.allowed(token):
+                token = self.sampler(self.constraint.mask(logits), history)
+            self.constraint.advance(token)
+        return token
+
     def next_tokens(self, last: int, history: list[int]) -> list[int]:
         """Feed `last` (sampled, not yet in the cache) and return the tokens that follow it."""
         logits = decode_step(self.model, self.cache, last)
-        return [self.sampler(logits, history)]
+        return [self.sample(logits, history)]
 
     def __iter__(self) -> Iterator[int]:
         stats = self.stats
@@ -135,7 +147,7 @@ class TokenLoop:
         logits = prefill(self.model, self.cache, self.prompt, observers=self.observers(), keep=stats.reused_prompt_tokens,
                          on_progress=self.on_prefill)
         history = list(self.prompt)
-        tokens = [self.sampler(logits, history)]
+        tokens = [self.sample(logits, history)]
         stats.prefill_seconds = time.perf_counter() - start
         start = time.perf_counter()
         while True:

@@ -388,7 +388,7 @@ def test_the_request_body_the_server_receives(server):
     body = request.body
     assert body["model"] == "test-model"
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert body["tools"] == TOOLS
+    assert body["tools"] == TOOLS and body["tool_choice"] == "auto"
     assert (body["max_tokens"], body["temperature"]) == (256, 0.2)
     assert body["messages"] == [
         {"role": "system", "content": "be brief"},

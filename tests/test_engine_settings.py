@@ -31,3 +31,17 @@ def test_flags_win_over_the_config():
     assert settings == EngineSettings(model="flag.gguf", device="cpu", ctx=1024, weights="dense", dtype="float32",
                                       chat_template=Path("t.jinja"), temperature=0.0, spec="off", spec_n_max=5,
                                       mtp=Path("mtp-x.gguf"), max_new_tokens=512)  # no flag sets max_new_tokens
+
+
+def test_constrained_tool_calls_are_on_unless_a_flag_or_the_config_turns_them_off():
+    assert EngineSettings.from_config(RunSettings(), Config()).constrain is True
+    assert EngineSettings.from_config(RunSettings(), Config(backend={"constrain": False})).constrain is False
+    assert EngineSettings.from_config(RunSettings(constrain=False), Config(backend={"constrain": True})).constrain is False
+
+
+def test_the_no_constrain_flag_reaches_the_run_settings():
+    from agent.frontends.cli import _run_settings, build_parser
+
+    parser = build_parser()
+    assert _run_settings(parser.parse_args(["run", "--no-constrain", "--prompt", "x"])).constrain is False
+    assert _run_settings(parser.parse_args(["run", "--prompt", "x"])).constrain is None

@@ -152,3 +152,17 @@ def test_why_the_agent_stopped_is_in_the_row(suite, capsys):
     code, report, _ = evaluate(suite, [same, same, same, {"text": "done"}])
     row = report["rows"][0]
     assert code == 0 and row["status"] == "limit" and "3 times in a row" in row["error"]
+
+
+def test_model_flags_reach_the_agent_runs_including_no_constrain(tmp_path):
+    from agent.engine_tools.evaluate import agent_flags_from
+    from agent.frontends.cli import build_parser
+
+    script = tmp_path / "turns.json"
+    script.write_text("[]")
+    args = build_parser().parse_args(["eval", "--backend", "scripted", "--script", str(script), "--no-constrain",
+                                      "--max-turns", "4"])
+    flags = agent_flags_from(args)
+    assert flags[flags.index("--script") + 1] == str(script.resolve())
+    assert "--no-constrain" in flags and flags[flags.index("--max-turns") + 1] == "4"
+    assert "--no-constrain" not in agent_flags_from(build_parser().parse_args(["eval", "--backend", "scripted"]))

@@ -8,13 +8,15 @@ markup included, which is what sits in the cache), never re-serialised from pars
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Callable
 
 from inference import Engine, EngineError, SamplingParams
 
-from agent.core.toolcalls import parse_tool_calls, tool_protocol_prompt
 from agent.backends.base import Message, ModelError, ModelTurn, TurnStats
+from agent.backends.tool_grammar import call_format, tool_turn_grammar
+from agent.core.toolcalls import THINK_CLOSE, parse_tool_calls, tool_protocol_prompt
 
 # A model that invents a tool's answer instead of waiting for it has stopped doing useful work.
 STOP_STRINGS = ("<tool_response>",)
@@ -23,14 +25,29 @@ STOP_STRINGS = ("<tool_response>",)
 class EmbeddedBackend:
     name = "embedded"
 
-    def __init__(self, engine: Engine, model: str, sampling: SamplingParams | None = None, max_new_tokens: int = 2048):
+    def __init__(self, engine: Engine, model: str, sampling: SamplingParams | None = None, max_new_tokens: int = 2048,
+                 constrain: bool = True):
         self.engine = engine
         self.model = model
         self.sampling = sampling or SamplingParams()
         self.max_new_tokens = max_new_tokens
+        self.constrain = constrain  # turns offered tools are generated within the grammar of those tools
         template = engine.chat_template
         # templates that take a `tools` argument render tool definitions and calls their own way
         self.native_tools = template is not None and "tools" in template.source
+        source = template.source if self.native_tools else None
+        self.call_format = call_format(source)
+        self.thinking = source is not None and THINK_CLOSE in source
+        self._grammars: dict[str, str] = {}
+
+    def grammar(self, tools: list[dict[str, Any]]) -> str | None:
+        """The grammar a turn offered `tools` is generated in (None: unconstrained)."""
+        if not (self.constrain and tools):
+            return None
+        key = json.dumps(tools, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = tool_turn_grammar(tools, self.call_format, thinking=self.thinking)
+        return self._grammars[key]
 
     @property
     def context_window(self) -> int:
@@ -75,7 +92,7 @@ class EmbeddedBackend:
         start = time.perf_counter()
         try:
             stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(limit, room),
-                                        stop=STOP_STRINGS, on_prefill=on_progress)
+                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools))
             for delta in stream:
                 if on_text:
                     on_text(delta)

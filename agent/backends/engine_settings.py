@@ -31,6 +31,7 @@ class EngineSettings:
     spec_n_max: int = 3
     mtp: Path | None = None
     max_new_tokens: int = 2048
+    constrain: bool = True  # tool calls within the grammar of the offered tools
 
     @classmethod
     def from_config(cls, flags: RunSettings, config: Config) -> EngineSettings:
@@ -40,7 +41,8 @@ class EngineSettings:
                    ctx=flags.ctx or backend.get("context_window"), weights=flags.weights, dtype=flags.dtype,
                    chat_template=flags.chat_template, temperature=float(temperature),
                    spec=flags.spec or backend.get("spec", "auto"), spec_n_max=flags.spec_n_max, mtp=flags.mtp,
-                   max_new_tokens=int(backend.get("max_new_tokens", 2048)))
+                   max_new_tokens=int(backend.get("max_new_tokens", 2048)),
+                   constrain=flags.constrain if flags.constrain is not None else bool(backend.get("constrain", True)))
 
     def load(self) -> tuple[Engine, Path, float]:
         """The engine, the model file it runs, and the seconds the load took (the model's download

@@ -211,7 +211,9 @@ class OpenAIBackend:
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if tools:
-            body["tools"] = tools
+            # "auto": an answer or calls, as the embedded backend's grammar allows; the server's own
+            # parser (llama-server --jinja, vLLM's tool parsers) then returns structured calls
+            body["tools"], body["tool_choice"] = tools, "auto"
         limit = self.max_tokens if max_tokens is None else max_tokens
         if limit is not None:
             body["max_tokens"] = limit

@@ -46,6 +46,7 @@ class RunSettings:
     dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float | None = None
+    constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
     spec: str | None = None
     spec_n_max: int = 3
     mtp: Path | None = None
@@ -91,7 +92,7 @@ def _embedded_backend(settings: RunSettings, config: Config) -> Backend:
     engine_settings = EngineSettings.from_config(settings, config)
     engine, path, _ = engine_settings.load()
     return EmbeddedBackend(engine, path.name, SamplingParams(temperature=engine_settings.temperature),
-                           max_new_tokens=engine_settings.max_new_tokens)
+                           max_new_tokens=engine_settings.max_new_tokens, constrain=engine_settings.constrain)
 
 
 def system_prompt(root: Path) -> str:

@@ -248,6 +248,8 @@ def agent_flags_from(args: Any) -> list[str]:
         if dest in ("script", "chat_template", "mtp") or (dest == "model" and Path(value).exists()):
             value = Path(value).resolve()
         flags += [flag, str(value)]
+    if getattr(args, "constrain", None) is False:
+        flags.append("--no-constrain")
     return flags
 
 

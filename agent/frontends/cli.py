@@ -61,6 +61,9 @@ def _backend_options(defaults: bool) -> argparse.ArgumentParser:
     backend.add_argument("--api-key", default=default(None), help="API key for the server (or MTP_AGENT_API_KEY / OPENAI_API_KEY)")
     backend.add_argument("--temperature", type=float, default=default(None),
                          help="sampling temperature for the embedded model (default 0: greedy)")
+    backend.add_argument("--no-constrain", dest="constrain", action="store_false", default=default(None),
+                         help="let the embedded model write tool calls freely instead of within a grammar of the "
+                              "offered tools (config: [backend] constrain = false)")
     return backend
 
 

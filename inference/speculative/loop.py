@@ -38,6 +38,8 @@ class SpeculativeLoop(TokenLoop):
     def next_tokens(self, last: int, history: list[int]) -> list[int]:
         remaining = self.max_new_tokens - self.stats.generated_tokens
         draft = self.policy.choose(self.drafters, last, self.cache.tokens, remaining - 1)
+        if self.constraint is not None and draft.tokens:
+            draft = draft.cut(self.constraint.valid_prefix(draft.tokens))  # verify rows the grammar would refuse are wasted
         return self.verify_draft(last, draft, history)
 
     @torch.inference_mode()
@@ -55,7 +57,7 @@ class SpeculativeLoop(TokenLoop):
         # put back (the caller appends what is emitted), not copied per row
         emitted_from = len(history)
         for i in range(len(rows)):
-            sample = self.sampler(logits[i], history)
+            sample = self.sample(logits[i], history)
             history.append(sample)
             if i == len(drafts) or sample != drafts[i]:
                 break
