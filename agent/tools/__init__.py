@@ -39,7 +39,7 @@ def _search_tool(name: str, function: Any, pattern: str, path: str, **options: d
 _ALL = [
     Tool("read_file", files.read_file, schema({
         "path": _PATH,
-        "offset": _integer("First line to show, counting from 1 (default 1)"),
+        "offset": _integer("First line to show (default 1)"),
         "limit": _integer("Most lines to show (default 2000)"),
     }, ["path"]), access="read", subject="path"),
     Tool("write_file", files.write_file, schema({
@@ -48,27 +48,27 @@ _ALL = [
     }, ["path", "content"]), access="edit", subject="path", preview=files.preview_write_file),
     Tool("edit_file", files.edit_file, schema({
         "path": _PATH,
-        "old_string": _string("The exact text to replace, copied from the file with enough context to be unique"),
+        "old_string": _string("The exact text to replace"),
         "new_string": _string("The text to put in its place"),
-        "replace_all": _boolean("Replace every occurrence instead of exactly one (default false)"),
+        "replace_all": _boolean("Replace every occurrence (default false)"),
     }, ["path", "old_string", "new_string"]), access="edit", subject="path", preview=files.preview_edit_file),
     Tool("list_dir", files.list_dir, schema({
         "path": _string("Directory relative to the workspace root (default '.')"),
     }, []), access="read", subject="path"),
-    _search_tool("glob", files.glob, pattern="Glob such as '**/*.py' or 'src/*.{ts,tsx}'; '**' spans folders",
+    _search_tool("glob", files.glob, pattern="Glob such as '**/*.py'",
                  path="Directory to search from (default '.')"),
     _search_tool("grep", search.grep, pattern="Regular expression to search for",
                  path="File or directory to search (default '.')",
-                 glob=_string("Only search files matching this glob, e.g. '*.py'"),
+                 glob=_string("Only files matching this glob"),
                  ignore_case=_boolean("Match regardless of case (default false)"),
-                 max_results=_integer("Most matching lines to return (default 200)")),
+                 max_results=_integer("Most lines to return (default 200)")),
     Tool("shell", shell.shell, schema({
         "command": _string("The bash command to run in the workspace root"),
-        "timeout": _integer("Seconds before the command is stopped (default 120, at most 600)"),
+        "timeout": _integer("Seconds before it is stopped (default 120, at most 600)"),
     }, ["command"]), access="exec", subject="command"),
     Tool("git_status", git.git_status, schema({}, []), access="read"),
     Tool("git_diff", git.git_diff, schema({
-        "staged": _boolean("Show staged changes instead of unstaged ones (default false)"),
+        "staged": _boolean("Staged changes instead (default false)"),
         "path": _string("Only this file or directory"),
     }, []), access="read"),
     Tool("git_log", git.git_log, schema({
@@ -76,9 +76,9 @@ _ALL = [
         "path": _string("Only commits touching this file or directory"),
     }, []), access="read"),
     Tool("git_commit", git.git_commit, schema({
-        "message": _string("Commit message: a short subject line, then optionally a blank line and details"),
+        "message": _string("A short subject line, then optionally a blank line and details"),
         "paths": {"type": "array", "items": {"type": "string"}, "description": "Files to stage before committing"},
-        "all": _boolean("Stage every change to tracked files before committing (default false)"),
+        "all": _boolean("Stage every change to tracked files (default false)"),
     }, ["message"]), access="exec"),
 ]
 

@@ -74,8 +74,12 @@ class Tool:
         return load_prompt(f"tools/{self.name}.md").strip()
 
     def spec(self) -> dict[str, Any]:
-        """The tool as models see it (OpenAI function-calling shape)."""
-        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        """The tool as models see it (OpenAI function-calling shape). Every token of it is in each
+        prompt, so what the model cannot use is left out: `additionalProperties: false` (arguments
+        are checked against `parameters`, and the embedded backend's grammar closes the objects)
+        and an empty `required`."""
+        shown = {k: v for k, v in self.parameters.items() if k != "additionalProperties" and v != []}
+        return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": shown}}
 
     def __call__(self, workspace: Workspace, arguments: dict[str, Any]) -> ToolResult:
         return self.function(workspace, **arguments)
