@@ -474,3 +474,15 @@ def test_reasoning_left_in_the_content_is_separated(server):
     assert turn.text.strip() == "Answer."
     assert turn.reasoning.strip() == "plan"
     assert turn.stats.prompt_tokens > 0  # no usage from the server: estimated
+
+
+def test_a_turns_sampling_replaces_the_backends_for_that_request(server):
+    from agent.backends.base import TurnSampling
+
+    server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
+    backend = backend_for(server, temperature=0.0)
+    backend.complete(USER, [], sampling=TurnSampling(temperature=0.7, top_p=0.9, seed=2))
+    backend.complete(USER, [])
+    first, second = (request.body for request in server.requests_to("/v1/chat/completions"))
+    assert (first["temperature"], first["top_p"], first["seed"]) == (0.7, 0.9, 2)
+    assert second["temperature"] == 0.0 and "top_p" not in second and "seed" not in second

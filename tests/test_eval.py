@@ -149,9 +149,9 @@ def test_a_crashed_agent_shows_why(suite, capsys):
 
 def test_why_the_agent_stopped_is_in_the_row(suite, capsys):
     same = {"tool_calls": [call("read_file", path="calc.py")]}
-    code, report, _ = evaluate(suite, [same, same, same, {"text": "done"}])
+    code, report, _ = evaluate(suite, [same, same, same, same, {"text": "done"}])
     row = report["rows"][0]
-    assert code == 0 and row["status"] == "limit" and "3 times in a row" in row["error"]
+    assert code == 0 and row["status"] == "stuck" and "kept repeating" in row["error"]
 
 
 def test_model_flags_reach_the_agent_runs_including_no_constrain(tmp_path):

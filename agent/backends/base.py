@@ -26,6 +26,15 @@ class ToolCall:
         return {"id": self.id, "name": self.name, "arguments": self.arguments}
 
 
+@dataclass(frozen=True)
+class TurnSampling:
+    """Sampling for one turn instead of the backend's own (the turn after a steered repeat)."""
+
+    temperature: float
+    top_p: float = 1.0
+    seed: int | None = None
+
+
 @dataclass
 class TurnStats:
     prompt_tokens: int = 0
@@ -62,12 +71,13 @@ class Backend(Protocol):
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
         """One model turn for the conversation so far. `tools` are OpenAI-style function specs.
         `on_text` receives text deltas as they stream, `on_progress(done, total)` the prompt's
         prefill where the backend computes it. Either may raise to stop the turn (an interrupt),
         and the exception passes through. `max_tokens` caps this turn's answer (None: the
-        backend's own limit). Raises ModelError."""
+        backend's own limit); `sampling` replaces the backend's sampling for this turn. Raises
+        ModelError."""
         ...
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from inference import Engine, EngineError, SamplingParams
 
-from agent.backends.base import Message, ModelError, ModelTurn, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, TurnSampling, TurnStats
 from agent.backends.tool_grammar import call_format, tool_turn_grammar
 from agent.core.toolcalls import THINK_CLOSE, parse_tool_calls, tool_protocol_prompt
 
@@ -83,7 +84,7 @@ class EmbeddedBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
         ids = self.prompt_ids(messages, tools)
         room = self.context_window - len(ids)
         if room < 16:
@@ -91,7 +92,9 @@ class EmbeddedBackend:
         limit = self.max_new_tokens if max_tokens is None else max_tokens
         start = time.perf_counter()
         try:
-            stream = self.engine.stream(ids, sampling=self.sampling, max_new_tokens=min(limit, room),
+            params = self.sampling if sampling is None else replace(
+                self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
+            stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
                                         stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools))
             for delta in stream:
                 if on_text:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from agent.core.toolcalls import CONTENT_MARKUP, format_tool_call, parse_tool_calls
-from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnSampling, TurnStats
 from agent.backends.openai_wire import (
     DONE,
     PendingCall,
@@ -206,7 +206,7 @@ class OpenAIBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,  # servers do not report prefill
-                 max_tokens: int | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
@@ -219,6 +219,10 @@ class OpenAIBackend:
             body["max_tokens"] = limit
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        if sampling is not None:
+            body.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            if sampling.seed is not None:
+                body["seed"] = sampling.seed
 
         started = time.monotonic()
         conn, resp = self._open_stream(json.dumps(body, ensure_ascii=False).encode())

@@ -4,7 +4,6 @@ every message is saved as it is added, and every run ends with one `result` even
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from agent.core import context
 from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
 from agent.core.checkpoints import CheckpointError, take as take_checkpoint
+from agent.core.repetition import RepeatGuard, WorkspaceState, steered_sampling
 from agent.core.environment import Environment
 from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, EventSink, FormatErrorEvent,
                                PermissionEvent, PrefillProgressEvent, ResultEvent, StatsEvent, TextDeltaEvent,
@@ -51,11 +51,15 @@ class Interrupted(AgentExit):
     status, exit_code = "interrupted", 130
 
 
+class Stuck(AgentExit):
+    status, exit_code = "stuck", 4
+
+
 @dataclass
 class Limits:
     max_turns: int = 30
     max_seconds: float | None = None
-    repeated_calls: int = 3  # the same call (name and arguments) this many times in a row stops the run
+    steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
     reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
 
@@ -82,7 +86,11 @@ class Agent:
         self.limits = limits or Limits()
         self.turns = 0
         self.totals = TurnStats()
-        self._recent_calls: list[str] = []
+        self._workspace_state = WorkspaceState(env.workspace.root)
+        self.repeats = RepeatGuard(self._workspace_state)
+        self._steers = 0  # calls steered away since the last call that ran
+        self._steers_total = 0  # in this agent's life: seeds the sampled turns
+        self._sample_next = False  # the next turn follows a steer: sampled, not greedy
         self._format_errors = 0
         self._empty_turns = 0  # turns in a row with neither an answer nor a call
         self._checkpointed_turn = -1
@@ -161,7 +169,10 @@ class Agent:
         self._streamed = ""
         self._check_interrupt()
         try:
-            turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text, on_progress=self._on_prefill)
+            sampling = steered_sampling(self._steers_total) if self._sample_next else None
+            self._sample_next = False
+            turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text,
+                                         on_progress=self._on_prefill, sampling=sampling)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""
@@ -181,11 +192,11 @@ class Agent:
         diff = self.env.preview(call)
         shown_diff = diff if diff and len(diff) <= EVENT_DIFF_CHARS else None
         self.emit(ToolCallEvent(self.turns, call.id, call.name, call.arguments, shown_diff))
-        signature = json.dumps([call.name, call.arguments], sort_keys=True)
-        self._recent_calls = (self._recent_calls + [signature])[-self.limits.repeated_calls:]
-        if len(self._recent_calls) == self.limits.repeated_calls and len(set(self._recent_calls)) == 1:
-            self._tool_message(call, "not run: this exact call was already made twice in a row", True, {})
-            raise LimitReached(f"the same call ({call.name}) was made {self.limits.repeated_calls} times in a row")
+        state = self._workspace_state()
+        steering = self.repeats.steering(call, state)
+        if steering:
+            self._steer(call, steering)
+            return
         tool = self.env.tools.get(call.name)
         if tool is None:
             self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.env.tools)}", True, {})
@@ -197,8 +208,26 @@ class Agent:
         if tool.access != "read":
             self._checkpoint()
         result = run_tool(tool, self.env.workspace, call.arguments)
-        self._tool_message(call, result.output, result.is_error, result.data)
+        if tool.access != "read":
+            self._workspace_state.note_write()
+        failed_again = self.repeats.record(call, self.turns, state, result.output, result.is_error)
+        if failed_again:
+            self._steer(call, failed_again, result.output + "\n\n" + failed_again, result.data)
+        else:
+            self._steers = 0
+            self._tool_message(call, result.output, result.is_error, result.data)
         self._check_interrupt()
+
+    def _steer(self, call: ToolCall, steering: str, output: str | None = None, data: dict[str, Any] | None = None) -> None:
+        """A repeated call is answered with `steering` instead of run (or, when it ran and failed as
+        before, its `output` carries the steering line), and the next turn is sampled; after
+        `limits.steers` of them with no new call in between, the run is stuck."""
+        self._steers += 1
+        self._steers_total += 1
+        self._tool_message(call, steering if output is None else output, True, {**(data or {}), "repeat": True})
+        if self._steers >= self.limits.steers:
+            raise Stuck(f"the model kept repeating calls ({self._steers} steered away in a row; last: {call.name})")
+        self._sample_next = True
 
     # -- helpers --------------------------------------------------------------------------------
 

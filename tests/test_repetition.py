@@ -1,0 +1,193 @@
+"""Repeated actions are steered, not run: an identical call in an unchanged workspace, an
+alternation, a near repeat of a failed call, a cycle; the turn after a steer is sampled with a
+seed; after the steers run out the run ends as stuck (exit 4)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.backends.base import ToolCall, TurnSampling
+from agent.backends.scripted import ScriptedBackend
+from agent.core.environment import Environment
+from agent.core.loop import Agent, Limits
+from agent.core.permissions import Permissions
+from agent.core.repetition import RepeatGuard, WorkspaceState, cycle_period, steered_sampling
+from agent.core.session import Session
+from agent.tools import TOOLS
+from agent.tools.base import Workspace
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "a.txt").write_text("alpha\n")
+    (root / "b.txt").write_text("beta\n")
+    for cmd in (["init", "-q"], ["config", "user.name", "T"], ["config", "user.email", "t@example.com"],
+                ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run(["git", *cmd], cwd=root, check=True)
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    return root
+
+
+def call(name: str, **arguments) -> dict:
+    return {"tool_calls": [{"name": name, "arguments": arguments}]}
+
+
+def run(root: Path, turns: list[dict], steers: int = 3) -> tuple[Agent, ScriptedBackend, list, object]:
+    backend = ScriptedBackend(turns)
+    events: list = []
+    env = Environment(TOOLS, Workspace(root), Permissions(mode="yolo"), approver=None)
+    agent = Agent(backend, env, Session.create(root, {"backend": "scripted", "model": "script"}), events.append, Limits(steers=steers))
+    result = agent.run("Do the task.")
+    return agent, backend, events, result
+
+
+def results(events: list) -> list:
+    return [e for e in events if type(e).__name__ == "ToolResultEvent"]
+
+
+def test_an_identical_call_in_an_unchanged_workspace_is_steered_and_the_next_turn_sampled(repo):
+    append = call("shell", command="echo once >> log.txt")
+    read = call("read_file", path="a.txt")
+    _, backend, events, result = run(repo, [read, read, {"text": "Done."}])
+    outputs = results(events)
+    assert "alpha" in outputs[0].output and not outputs[0].is_error
+    assert outputs[1].is_error and outputs[1].output.startswith("Not run: you made this exact call in turn 1")
+    assert "alpha" in outputs[1].output  # what it already learned
+    assert outputs[1].data == {"repeat": True}
+    assert backend.sampling_requested == [None, None, steered_sampling(1)]
+    assert result.status == "done"
+    # a command that appends is a change: running it again is not a repeat
+    _, _, events, _ = run(repo, [append, append, {"text": "Done."}])
+    assert not any(r.is_error for r in results(events)) and (repo / "log.txt").read_text() == "once\nonce\n"
+
+
+def test_the_same_call_after_the_workspace_changed_runs_again(repo):
+    read = call("read_file", path="a.txt")
+    edit = call("edit_file", path="a.txt", old_string="alpha", new_string="gamma")
+    _, _, events, _ = run(repo, [read, edit, read, {"text": "Done."}])
+    outputs = results(events)
+    assert not any(r.is_error for r in outputs) and "gamma" in outputs[2].output
+
+
+def test_an_alternation_is_caught(repo):
+    a, b = call("read_file", path="a.txt"), call("read_file", path="b.txt")
+    _, _, events, _ = run(repo, [a, b, a, {"text": "Done."}])
+    assert [r.is_error for r in results(events)] == [False, False, True]
+
+
+def test_a_near_repeat_that_fails_the_same_way_is_steered(repo):
+    # made-up paths, as small models make up clone URLs (no network needed to fail)
+    first = call("shell", command="cat /home/yourusername/calc-project/setup.cfg")
+    again = call("shell", command="cat /home/theirusername/calc-project/setup.cfg")
+    _, _, events, _ = run(repo, [first, again, {"text": "Done."}])
+    outputs = results(events)
+    assert outputs[0].is_error and not outputs[0].data.get("repeat")
+    assert outputs[1].is_error and outputs[1].data.get("repeat")  # it ran, and failed the same way
+    assert "failed the same way as your call of turn 1" in outputs[1].output
+    assert "calc-project" in outputs[1].output  # the command's own output is kept
+
+
+def test_a_corrected_call_after_a_failure_is_not_a_repeat(repo):
+    wrong = call("edit_file", path="a.txt", old_string="alpah", new_string="gamma")
+    fixed = call("edit_file", path="a.txt", old_string="alpha", new_string="gamma")
+    _, _, events, _ = run(repo, [wrong, fixed, {"text": "Done."}])
+    outputs = results(events)
+    assert outputs[0].is_error and not outputs[1].is_error and not outputs[1].data.get("repeat")
+
+
+def test_a_different_call_after_a_failure_runs(repo):
+    _, _, events, _ = run(repo, [call("read_file", path="missing.py"), call("read_file", path="a.txt"),
+                                 {"text": "Done."}])
+    outputs = results(events)
+    assert outputs[0].is_error and not outputs[1].is_error
+
+
+def test_after_the_steers_run_out_the_run_is_stuck_within_eight_turns(repo):
+    a, b = call("read_file", path="a.txt"), call("read_file", path="b.txt")
+    _, backend, _, result = run(repo, [a, b] * 6)
+    assert (result.status, result.exit_code) == ("stuck", 4)
+    assert result.turns <= 8 and "kept repeating" in result.error
+    assert [s.seed for s in backend.sampling_requested if s] == [1, 2]  # each sampled turn has its own seed
+
+
+def test_a_call_that_runs_resets_the_steer_count(repo):
+    a, b = call("read_file", path="a.txt"), call("read_file", path="b.txt")
+    fresh = [call("list_dir", path="."), call("glob", pattern="*.txt"), call("grep", pattern="alpha")]
+    _, _, _, result = run(repo, [a, a, a, fresh[0], a, a, fresh[1], a, fresh[2], {"text": "Done."}])
+    assert result.status == "done"
+
+
+def test_a_cycle_is_caught_even_when_the_workspace_keeps_changing(repo):
+    # each call writes a new value: no state recurs, but the calls go round in a loop
+    calls = [call("shell", command=f"date +%N >> {name}") for name in ("x", "y")]
+    agent, _, events, result = run(repo, calls * 4)
+    steered = [r for r in results(events) if r.data.get("repeat")]
+    assert steered and "in a loop" in steered[0].output
+    assert result.status == "stuck"
+
+
+@pytest.mark.parametrize("signatures, period", [
+    (["a", "a", "a"], 1), (["x", "a", "b", "a", "b", "a", "b"], 2), (["a", "b", "c"] * 3, 3),
+    (["a", "b", "a", "b"], 0), (["a", "a", "b"], 0), (["a", "b", "c", "d"] * 3, 0),
+])
+def test_cycle_period(signatures, period):
+    assert cycle_period(signatures) == period
+
+
+def test_outside_git_the_state_counts_writes(tmp_path):
+    state = WorkspaceState(tmp_path)
+    before = state()
+    assert state() == before
+    state.note_write()
+    assert state() != before
+
+
+def test_in_git_the_state_follows_the_files(repo):
+    state = WorkspaceState(repo)
+    before = state()
+    (repo / "a.txt").write_text("changed\n")
+    changed = state()
+    assert changed != before
+    (repo / "new.txt").write_text("x")
+    assert state() not in (before, changed)
+    subprocess.run(["git", "checkout", "-q", "a.txt"], cwd=repo, check=True)
+    (repo / "new.txt").unlink()
+    assert state() == before
+
+
+def test_the_guard_on_its_own():
+    guard = RepeatGuard(lambda: "s")
+    read = ToolCall("call_1", "read_file", {"path": "a.txt"})
+    assert guard.steering(read, "s") is None
+    guard.record(read, 1, "s", "alpha", False)
+    assert guard.steering(read, "t") is None  # another workspace state
+    assert guard.steering(read, "s").startswith("Not run: you made this exact call")
+    assert "in a loop" in guard.steering(read, "u")  # a fourth attempt in a row is a cycle whatever the state
+
+
+def test_the_embedded_backend_samples_a_steered_turn_with_its_seed(tiny_engine):
+    from agent.backends.embedded import EmbeddedBackend
+
+    backend = EmbeddedBackend(tiny_engine, "tiny", max_new_tokens=24)
+    seen = []
+    stream = tiny_engine.stream
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["sampling"])
+        return stream(*args, **kwargs)
+
+    tiny_engine.stream = spy
+    try:
+        messages = [{"role": "user", "content": "hi"}]
+        first = backend.complete(messages, [], sampling=TurnSampling(0.7, 0.9, seed=5))
+        again = backend.complete(messages, [], sampling=TurnSampling(0.7, 0.9, seed=5))
+        backend.complete(messages, [])
+    finally:
+        del tiny_engine.stream
+    assert [(p.temperature, p.top_p, p.seed) for p in seen] == [(0.7, 0.9, 5), (0.7, 0.9, 5), (0.0, 1.0, None)]
+    assert first.raw == again.raw  # seeded: reproducible
