@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common, _agent_options(defaults=False)], help="run the agent on a task without a UI (headless)",
                          description="Run the agent on a task. Exit codes: 0 done, 1 model or tool failure, "
-                                     "2 bad usage or input, 3 limit reached, 130 interrupted.")
+                                     "2 bad usage or input, 3 limit reached, 4 stuck (kept repeating calls), 130 interrupted.")
     run.add_argument("task", nargs="?", help="a file holding the task ('-' reads it from stdin)")
     run.add_argument("-p", "--prompt", help="the task as text instead of a file")
     run.add_argument("--output-format", choices=FORMATS, default="text")
