@@ -486,3 +486,9 @@ def test_a_turns_sampling_replaces_the_backends_for_that_request(server):
     first, second = (request.body for request in server.requests_to("/v1/chat/completions"))
     assert (first["temperature"], first["top_p"], first["seed"]) == (0.7, 0.9, 2)
     assert second["temperature"] == 0.0 and "top_p" not in second and "seed" not in second
+
+
+def test_a_required_call_is_asked_for_with_tool_choice(server):
+    server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
+    backend_for(server).complete(USER, TOOLS, require_call=True)
+    assert server.requests_to("/v1/chat/completions")[0].body["tool_choice"] == "required"

@@ -191,3 +191,29 @@ def test_the_embedded_backend_samples_a_steered_turn_with_its_seed(tiny_engine):
         del tiny_engine.stream
     assert [(p.temperature, p.top_p, p.seed) for p in seen] == [(0.7, 0.9, 5), (0.7, 0.9, 5), (0.0, 1.0, None)]
     assert first.raw == again.raw  # seeded: reproducible
+
+
+def test_the_first_turn_of_a_task_must_look_before_it_answers(repo):
+    read = call("read_file", path="a.txt")
+    _, backend, _, _ = run(repo, [read, {"text": "Done."}])
+    assert backend.require_call_requested == [True, False]
+    backend = ScriptedBackend([{"text": "Hello."}])
+    env = Environment(TOOLS, Workspace(repo), Permissions(mode="yolo"), approver=None)
+    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), lambda e: None,
+                  Limits(look_first=False))
+    agent.run("Say hello.")
+    assert backend.require_call_requested == [False]
+
+
+def test_look_first_comes_from_the_config(repo):
+    from agent.core.setup import RunSettings, prepare
+
+    script = repo.parent / "turns.jsonl"
+    script.write_text('{"text": "hi"}\n')
+    settings = RunSettings(backend="scripted", script=script)
+    agent, _ = prepare(settings, repo, lambda e: None)
+    assert agent.limits.look_first is True
+    (repo / ".mtp-agent").mkdir()
+    (repo / ".mtp-agent" / "config.toml").write_text("[agent]\nlook_first = false\n")
+    agent, _ = prepare(settings, repo, lambda e: None)
+    assert agent.limits.look_first is False

@@ -71,13 +71,15 @@ class Backend(Protocol):
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
+                 require_call: bool = False) -> ModelTurn:
         """One model turn for the conversation so far. `tools` are OpenAI-style function specs.
         `on_text` receives text deltas as they stream, `on_progress(done, total)` the prompt's
         prefill where the backend computes it. Either may raise to stop the turn (an interrupt),
         and the exception passes through. `max_tokens` caps this turn's answer (None: the
-        backend's own limit); `sampling` replaces the backend's sampling for this turn. Raises
-        ModelError."""
+        backend's own limit); `sampling` replaces the backend's sampling for this turn;
+        `require_call` asks for a tool call rather than an answer (where the backend can hold the
+        model to it). Raises ModelError."""
         ...
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:

@@ -41,13 +41,14 @@ class EmbeddedBackend:
         self.thinking = source is not None and THINK_CLOSE in source
         self._grammars: dict[str, str] = {}
 
-    def grammar(self, tools: list[dict[str, Any]]) -> str | None:
+    def grammar(self, tools: list[dict[str, Any]], require_call: bool = False) -> str | None:
         """The grammar a turn offered `tools` is generated in (None: unconstrained)."""
         if not (self.constrain and tools):
             return None
-        key = json.dumps(tools, sort_keys=True)
+        key = json.dumps([tools, require_call], sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = tool_turn_grammar(tools, self.call_format, thinking=self.thinking)
+            self._grammars[key] = tool_turn_grammar(tools, self.call_format, thinking=self.thinking,
+                                                    require_call=require_call)
         return self._grammars[key]
 
     @property
@@ -84,7 +85,8 @@ class EmbeddedBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
+                 require_call: bool = False) -> ModelTurn:
         ids = self.prompt_ids(messages, tools)
         room = self.context_window - len(ids)
         if room < 16:
@@ -95,7 +97,7 @@ class EmbeddedBackend:
             params = self.sampling if sampling is None else replace(
                 self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
             stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
-                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools))
+                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools, require_call))
             for delta in stream:
                 if on_text:
                     on_text(delta)

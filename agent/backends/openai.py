@@ -206,14 +206,15 @@ class OpenAIBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,  # servers do not report prefill
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
+                 require_call: bool = False) -> ModelTurn:
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if tools:
             # "auto": an answer or calls, as the embedded backend's grammar allows; the server's own
             # parser (llama-server --jinja, vLLM's tool parsers) then returns structured calls
-            body["tools"], body["tool_choice"] = tools, "auto"
+            body["tools"], body["tool_choice"] = tools, "required" if require_call else "auto"
         limit = self.max_tokens if max_tokens is None else max_tokens
         if limit is not None:
             body["max_tokens"] = limit

@@ -56,6 +56,7 @@ class ScriptedBackend:
         self.requests: list[list[Message]] = []  # what the agent sent, for tests
         self.max_tokens_requested: list[int | None] = []  # each request's max_tokens, for tests
         self.sampling_requested: list[TurnSampling | None] = []  # each request's sampling override, for tests
+        self.require_call_requested: list[bool] = []
 
     @classmethod
     def from_file(cls, path: Path, context_window: int = 32768) -> "ScriptedBackend":
@@ -74,10 +75,12 @@ class ScriptedBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None) -> ModelTurn:
+                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
+                 require_call: bool = False) -> ModelTurn:
         self.requests.append([dict(m) for m in messages])
         self.max_tokens_requested.append(max_tokens)
         self.sampling_requested.append(sampling)
+        self.require_call_requested.append(require_call)
         if not self.turns:
             raise ModelError("the script has no more turns")
         spec = self.turns.pop(0)

@@ -35,9 +35,10 @@ def call_format(template_source: str | None) -> str:
 
 
 def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, parallel_calls: bool = True,
-                      thinking: bool = False) -> str:
+                      thinking: bool = False, require_call: bool = False) -> str:
     """The Lark grammar of an assistant turn offered `tools` (OpenAI-style specs). `thinking`
-    allows a `...</think>` block first (for templates that open one in the prompt)."""
+    allows a `...</think>` block first (for templates that open one in the prompt);
+    `require_call` leaves out the plain answer (OpenAI's tool_choice "required")."""
     if call_format not in FORMATS:
         raise ValueError(f"unknown tool-call format '{call_format}' (known: {', '.join(FORMATS)})")
     functions = [tool.get("function", tool) for tool in tools]
@@ -47,7 +48,7 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
     contains = "|".join(_regex_literal(m) for m in forbidden)
     lines = [
         "%llguidance {}",
-        f"start: {'reasoning? ' if thinking else ''}(ANSWER | calls | loose_call)",
+        f"start: {'reasoning? ' if thinking else ''}({'' if require_call else 'ANSWER | '}calls | loose_call)",
         f"calls: call{'+' if parallel_calls else ''}",
         'loose_call: body | fence body "\\n```"',
         "fence[lazy]: /```(json|tool_call)?[ \\t]*\\n/",

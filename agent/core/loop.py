@@ -59,6 +59,7 @@ class Stuck(AgentExit):
 class Limits:
     max_turns: int = 30
     max_seconds: float | None = None
+    look_first: bool = True  # the first turn of a task must call a tool: no answer before looking
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
     reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
@@ -172,7 +173,8 @@ class Agent:
             sampling = steered_sampling(self._steers_total) if self._sample_next else None
             self._sample_next = False
             turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text,
-                                         on_progress=self._on_prefill, sampling=sampling)
+                                         on_progress=self._on_prefill, sampling=sampling,
+                                         require_call=self.limits.look_first and self.turns == self._first_turn)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""

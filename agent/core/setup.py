@@ -118,7 +118,8 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     backend = make_backend(settings, config)
     session = open_session(settings, root, backend)
     limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
-                    max_seconds=settings.max_time or config.agent.get("max_time"))
+                    max_seconds=settings.max_time or config.agent.get("max_time"),
+                    look_first=bool(config.agent.get("look_first", True)))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
     init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),
