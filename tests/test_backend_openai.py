@@ -477,11 +477,11 @@ def test_reasoning_left_in_the_content_is_separated(server):
 
 
 def test_a_turns_sampling_replaces_the_backends_for_that_request(server):
-    from agent.backends.base import TurnSampling
+    from agent.backends.base import TurnOptions, TurnSampling
 
     server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
     backend = backend_for(server, temperature=0.0)
-    backend.complete(USER, [], sampling=TurnSampling(temperature=0.7, top_p=0.9, seed=2))
+    backend.complete(USER, [], options=TurnOptions(sampling=TurnSampling(temperature=0.7, top_p=0.9, seed=2)))
     backend.complete(USER, [])
     first, second = (request.body for request in server.requests_to("/v1/chat/completions"))
     assert (first["temperature"], first["top_p"], first["seed"]) == (0.7, 0.9, 2)
@@ -489,6 +489,8 @@ def test_a_turns_sampling_replaces_the_backends_for_that_request(server):
 
 
 def test_a_required_call_is_asked_for_with_tool_choice(server):
+    from agent.backends.base import TurnOptions
+
     server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
-    backend_for(server).complete(USER, TOOLS, require_call=True)
+    backend_for(server).complete(USER, TOOLS, options=TurnOptions(require_call=True))
     assert server.requests_to("/v1/chat/completions")[0].body["tool_choice"] == "required"

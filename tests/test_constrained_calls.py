@@ -240,3 +240,13 @@ def test_a_required_call_leaves_out_the_plain_answer(tokenizer):
     assert refused_at(tokenizer, grammar, "The port is 8080.") is not None
     assert refused_at(tokenizer, grammar, "Let me look.\n" + READ) is None
     assert refused_at(tokenizer, grammar, '{"name": "list_dir", "arguments": {}}') is None
+
+
+def test_a_turn_can_offer_tools_it_does_not_let_the_model_call(random_engine):
+    from agent.backends.base import TurnOptions
+
+    backend = EmbeddedBackend(random_engine, "tiny")
+    grammar = backend.grammar(FEW_TOOLS, TurnOptions(avoid_tools=frozenset({"read_file"})))
+    assert '"read_file"' not in grammar and '"edit_file"' in grammar
+    assert backend.grammar(FEW_TOOLS, TurnOptions(avoid_tools=frozenset(TOOLS))) is None  # nothing left to call
+    assert backend.prompt_ids(MESSAGES, FEW_TOOLS)  # the prompt is built from every offered tool either way

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.backends.base import ToolCall, TurnSampling
+from agent.backends.base import ToolCall, TurnOptions, TurnSampling
 from agent.backends.scripted import ScriptedBackend
 from agent.core.environment import Environment
 from agent.core.loop import Agent, Limits
@@ -59,7 +59,8 @@ def test_an_identical_call_in_an_unchanged_workspace_is_steered_and_the_next_tur
     assert outputs[1].is_error and outputs[1].output.startswith("Not run: you made this exact call in turn 1")
     assert "alpha" in outputs[1].output  # what it already learned
     assert outputs[1].data == {"repeat": True}
-    assert backend.sampling_requested == [None, None, steered_sampling(1)]
+    assert backend.options_requested == [TurnOptions(require_call=True), TurnOptions(),
+                                         TurnOptions(sampling=steered_sampling(1), avoid_tools=frozenset({"read_file"}))]
     assert result.status == "done"
     # a command that appends is a change: running it again is not a repeat
     _, _, events, _ = run(repo, [append, append, {"text": "Done."}])
@@ -112,7 +113,7 @@ def test_after_the_steers_run_out_the_run_is_stuck_within_eight_turns(repo):
     _, backend, _, result = run(repo, [a, b] * 6)
     assert (result.status, result.exit_code) == ("stuck", 4)
     assert result.turns <= 8 and "kept repeating" in result.error
-    assert [s.seed for s in backend.sampling_requested if s] == [1, 2]  # each sampled turn has its own seed
+    assert [o.sampling.seed for o in backend.options_requested if o.sampling] == [1, 2]  # each has its own seed
 
 
 def test_a_call_that_runs_resets_the_steer_count(repo):
@@ -184,8 +185,8 @@ def test_the_embedded_backend_samples_a_steered_turn_with_its_seed(tiny_engine):
     tiny_engine.stream = spy
     try:
         messages = [{"role": "user", "content": "hi"}]
-        first = backend.complete(messages, [], sampling=TurnSampling(0.7, 0.9, seed=5))
-        again = backend.complete(messages, [], sampling=TurnSampling(0.7, 0.9, seed=5))
+        first = backend.complete(messages, [], options=TurnOptions(sampling=TurnSampling(0.7, 0.9, seed=5)))
+        again = backend.complete(messages, [], options=TurnOptions(sampling=TurnSampling(0.7, 0.9, seed=5)))
         backend.complete(messages, [])
     finally:
         del tiny_engine.stream
@@ -196,13 +197,13 @@ def test_the_embedded_backend_samples_a_steered_turn_with_its_seed(tiny_engine):
 def test_the_first_turn_of_a_task_must_look_before_it_answers(repo):
     read = call("read_file", path="a.txt")
     _, backend, _, _ = run(repo, [read, {"text": "Done."}])
-    assert backend.require_call_requested == [True, False]
+    assert [o.require_call for o in backend.options_requested] == [True, False]
     backend = ScriptedBackend([{"text": "Hello."}])
     env = Environment(TOOLS, Workspace(repo), Permissions(mode="yolo"), approver=None)
     agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), lambda e: None,
                   Limits(look_first=False))
     agent.run("Say hello.")
-    assert backend.require_call_requested == [False]
+    assert [o.require_call for o in backend.options_requested] == [False]
 
 
 def test_look_first_comes_from_the_config(repo):

@@ -35,6 +35,15 @@ class TurnSampling:
     seed: int | None = None
 
 
+@dataclass(frozen=True)
+class TurnOptions:
+    """What one turn asks of the backend beyond the conversation (each where the backend can)."""
+
+    sampling: TurnSampling | None = None  # instead of the backend's own (the turn after a steered repeat)
+    require_call: bool = False  # a tool call, not an answer (OpenAI's tool_choice "required")
+    avoid_tools: frozenset[str] = frozenset()  # offered (the prompt stays the same) but not callable this turn
+
+
 @dataclass
 class TurnStats:
     prompt_tokens: int = 0
@@ -71,15 +80,13 @@ class Backend(Protocol):
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
-                 require_call: bool = False) -> ModelTurn:
+                 max_tokens: int | None = None, options: TurnOptions = TurnOptions()) -> ModelTurn:
         """One model turn for the conversation so far. `tools` are OpenAI-style function specs.
         `on_text` receives text deltas as they stream, `on_progress(done, total)` the prompt's
         prefill where the backend computes it. Either may raise to stop the turn (an interrupt),
         and the exception passes through. `max_tokens` caps this turn's answer (None: the
-        backend's own limit); `sampling` replaces the backend's sampling for this turn;
-        `require_call` asks for a tool call rather than an answer (where the backend can hold the
-        model to it). Raises ModelError."""
+        backend's own limit); `options` bend this one turn (sampling, a required call, tools to
+        avoid). Raises ModelError."""
         ...
 
     def count_tokens(self, messages: list[Message], tools: list[dict[str, Any]]) -> int:

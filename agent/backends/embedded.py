@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from inference import Engine, EngineError, SamplingParams
 
-from agent.backends.base import Message, ModelError, ModelTurn, TurnSampling, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, TurnOptions, TurnStats
 from agent.backends.tool_grammar import call_format, tool_turn_grammar
 from agent.core.toolcalls import THINK_CLOSE, parse_tool_calls, tool_protocol_prompt
 
@@ -41,14 +41,15 @@ class EmbeddedBackend:
         self.thinking = source is not None and THINK_CLOSE in source
         self._grammars: dict[str, str] = {}
 
-    def grammar(self, tools: list[dict[str, Any]], require_call: bool = False) -> str | None:
+    def grammar(self, tools: list[dict[str, Any]], options: TurnOptions = TurnOptions()) -> str | None:
         """The grammar a turn offered `tools` is generated in (None: unconstrained)."""
-        if not (self.constrain and tools):
+        callable_tools = [t for t in tools if t["function"]["name"] not in options.avoid_tools]
+        if not (self.constrain and callable_tools):
             return None
-        key = json.dumps([tools, require_call], sort_keys=True)
+        key = json.dumps([callable_tools, options.require_call], sort_keys=True)
         if key not in self._grammars:
-            self._grammars[key] = tool_turn_grammar(tools, self.call_format, thinking=self.thinking,
-                                                    require_call=require_call)
+            self._grammars[key] = tool_turn_grammar(callable_tools, self.call_format, thinking=self.thinking,
+                                                    require_call=options.require_call)
         return self._grammars[key]
 
     @property
@@ -85,8 +86,7 @@ class EmbeddedBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
-                 require_call: bool = False) -> ModelTurn:
+                 max_tokens: int | None = None, options: TurnOptions = TurnOptions()) -> ModelTurn:
         ids = self.prompt_ids(messages, tools)
         room = self.context_window - len(ids)
         if room < 16:
@@ -94,10 +94,11 @@ class EmbeddedBackend:
         limit = self.max_new_tokens if max_tokens is None else max_tokens
         start = time.perf_counter()
         try:
+            sampling = options.sampling
             params = self.sampling if sampling is None else replace(
                 self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
             stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
-                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools, require_call))
+                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools, options))
             for delta in stream:
                 if on_text:
                     on_text(delta)

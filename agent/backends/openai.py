@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from agent.core.toolcalls import CONTENT_MARKUP, format_tool_call, parse_tool_calls
-from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnSampling, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
 from agent.backends.openai_wire import (
     DONE,
     PendingCall,
@@ -206,20 +206,20 @@ class OpenAIBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,  # servers do not report prefill
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
-                 require_call: bool = False) -> ModelTurn:
+                 max_tokens: int | None = None, options: TurnOptions = TurnOptions()) -> ModelTurn:
         wire_messages = to_wire_messages(messages)
         body: dict[str, Any] = {"model": self.model, "messages": wire_messages, "stream": True,
                                 "stream_options": {"include_usage": True}}
         if tools:
             # "auto": an answer or calls, as the embedded backend's grammar allows; the server's own
             # parser (llama-server --jinja, vLLM's tool parsers) then returns structured calls
-            body["tools"], body["tool_choice"] = tools, "required" if require_call else "auto"
+            body["tools"], body["tool_choice"] = tools, "required" if options.require_call else "auto"
         limit = self.max_tokens if max_tokens is None else max_tokens
         if limit is not None:
             body["max_tokens"] = limit
         if self.temperature is not None:
             body["temperature"] = self.temperature
+        sampling = options.sampling
         if sampling is not None:
             body.update(temperature=sampling.temperature, top_p=sampling.top_p)
             if sampling.seed is not None:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from agent.errors import AgentError
 from agent.core.toolcalls import parse_tool_calls
-from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnSampling, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:
@@ -55,8 +55,7 @@ class ScriptedBackend:
         self.context_window = context_window
         self.requests: list[list[Message]] = []  # what the agent sent, for tests
         self.max_tokens_requested: list[int | None] = []  # each request's max_tokens, for tests
-        self.sampling_requested: list[TurnSampling | None] = []  # each request's sampling override, for tests
-        self.require_call_requested: list[bool] = []
+        self.options_requested: list[TurnOptions] = []  # each request's turn options, for tests
 
     @classmethod
     def from_file(cls, path: Path, context_window: int = 32768) -> "ScriptedBackend":
@@ -75,12 +74,10 @@ class ScriptedBackend:
     def complete(self, messages: list[Message], tools: list[dict[str, Any]],
                  on_text: Callable[[str], None] | None = None,
                  on_progress: Callable[[int, int], None] | None = None,
-                 max_tokens: int | None = None, sampling: TurnSampling | None = None,
-                 require_call: bool = False) -> ModelTurn:
+                 max_tokens: int | None = None, options: TurnOptions = TurnOptions()) -> ModelTurn:
         self.requests.append([dict(m) for m in messages])
         self.max_tokens_requested.append(max_tokens)
-        self.sampling_requested.append(sampling)
-        self.require_call_requested.append(require_call)
+        self.options_requested.append(options)
         if not self.turns:
             raise ModelError("the script has no more turns")
         spec = self.turns.pop(0)

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.core import context
-from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnStats
+from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
 from agent.core.checkpoints import CheckpointError, take as take_checkpoint
 from agent.core.repetition import RepeatGuard, WorkspaceState, steered_sampling
+from agent.core.toolcalls import format_tool_call
+from agent.core.workflow import FixWorkflow, choose_workflow
 from agent.core.environment import Environment
 from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, EventSink, FormatErrorEvent,
                                PermissionEvent, PrefillProgressEvent, ResultEvent, StatsEvent, TextDeltaEvent,
@@ -60,6 +62,7 @@ class Limits:
     max_turns: int = 30
     max_seconds: float | None = None
     look_first: bool = True  # the first turn of a task must call a tool: no answer before looking
+    workflow: str = "free"  # "free", "fix" or "auto" (core/workflow.py)
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
     reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
@@ -91,7 +94,9 @@ class Agent:
         self.repeats = RepeatGuard(self._workspace_state)
         self._steers = 0  # calls steered away since the last call that ran
         self._steers_total = 0  # in this agent's life: seeds the sampled turns
-        self._sample_next = False  # the next turn follows a steer: sampled, not greedy
+        self._steered_tools: set[str] = set()  # tools of the calls steered away this turn
+        self.workflow: FixWorkflow | None = None
+        self._own_calls = 0  # calls the agent made itself (a workflow's steps)
         self._format_errors = 0
         self._empty_turns = 0  # turns in a row with neither an answer nor a call
         self._checkpointed_turn = -1
@@ -130,6 +135,9 @@ class Agent:
         self.env.workspace.cancel.clear()
         self.add({"role": "user", "content": task})
         try:
+            self.workflow = choose_workflow(self.limits.workflow, task, self.env.workspace.root)
+            if self.workflow is not None:
+                self.workflow.start(self, task, force=self.limits.workflow == "fix")
             while True:
                 self.step()
         except KeyboardInterrupt:
@@ -165,21 +173,48 @@ class Agent:
         self._empty_turns = 0
         for call in turn.tool_calls:
             self.execute(call)
+        if self.workflow is not None:
+            self.workflow.after_turn(self, turn.tool_calls)
+
+    def workspace_state(self) -> str:
+        """A fingerprint of the workspace's files (see core/repetition.py)."""
+        return self._workspace_state()
+
+    def act(self, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
+        """A call the agent makes itself (a workflow step): it sits in the conversation as an
+        assistant call, runs through permissions like the model's, and returns (output, is_error)."""
+        self._own_calls += 1
+        call = ToolCall(f"agent_{self._own_calls}", name, arguments)
+        raw = format_tool_call(name, arguments)
+        self.add({"role": "assistant", "content": "", "raw": raw, "reasoning": "", "tool_calls": [call.as_dict()]})
+        self.emit(AssistantEvent(self.turns, "", ""))
+        return self.execute(call)
 
     def query(self) -> ModelTurn:
         self._streamed = ""
         self._check_interrupt()
         try:
-            sampling = steered_sampling(self._steers_total) if self._sample_next else None
-            self._sample_next = False
+            options = self._turn_options()
             turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text,
-                                         on_progress=self._on_prefill, sampling=sampling,
-                                         require_call=self.limits.look_first and self.turns == self._first_turn)
+                                         on_progress=self._on_prefill, options=options)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""
         self.totals.add(turn.stats)
         return turn
+
+    def _turn_options(self) -> TurnOptions:
+        """The first turn of a task must call a tool (look_first). The turn after a steer is
+        sampled, not greedy, and cannot call the tools whose calls were steered away: the same
+        prompt, but the model's greedy rut is out of reach for one turn."""
+        steered, self._steered_tools = self._steered_tools, set()
+        planned = self.workflow.turn_options() if self.workflow is not None else None
+        require_call = planned.require_call if planned else (self.limits.look_first and self.turns == self._first_turn)
+        avoid = (planned.avoid_tools if planned else frozenset()) | steered
+        if avoid >= set(self.env.tools) and require_call:
+            avoid = frozenset()  # a call is required and every tool is out of reach: let the steer go
+        return TurnOptions(sampling=steered_sampling(self._steers_total) if steered else None,
+                           require_call=require_call, avoid_tools=avoid)
 
     def _on_text(self, delta: str) -> None:
         self._check_interrupt()
@@ -190,23 +225,20 @@ class Agent:
         self._check_interrupt()
         self.emit(PrefillProgressEvent(done, total))
 
-    def execute(self, call: ToolCall) -> None:
+    def execute(self, call: ToolCall) -> tuple[str, bool]:
         diff = self.env.preview(call)
         shown_diff = diff if diff and len(diff) <= EVENT_DIFF_CHARS else None
         self.emit(ToolCallEvent(self.turns, call.id, call.name, call.arguments, shown_diff))
         state = self._workspace_state()
         steering = self.repeats.steering(call, state)
         if steering:
-            self._steer(call, steering)
-            return
+            return self._steer(call, steering)
         tool = self.env.tools.get(call.name)
         if tool is None:
-            self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.env.tools)}", True, {})
-            return
+            return self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.env.tools)}", True, {})
         denial = self._permission(tool, call, diff)
         if denial:
-            self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
-            return
+            return self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
         if tool.access != "read":
             self._checkpoint()
         result = run_tool(tool, self.env.workspace, call.arguments)
@@ -214,29 +246,34 @@ class Agent:
             self._workspace_state.note_write()
         failed_again = self.repeats.record(call, self.turns, state, result.output, result.is_error)
         if failed_again:
-            self._steer(call, failed_again, result.output + "\n\n" + failed_again, result.data)
+            outcome = self._steer(call, failed_again, result.output + "\n\n" + failed_again, result.data)
         else:
             self._steers = 0
-            self._tool_message(call, result.output, result.is_error, result.data)
+            outcome = self._tool_message(call, result.output, result.is_error, result.data)
         self._check_interrupt()
+        return outcome
 
-    def _steer(self, call: ToolCall, steering: str, output: str | None = None, data: dict[str, Any] | None = None) -> None:
+    def _steer(self, call: ToolCall, steering: str, output: str | None = None,
+               data: dict[str, Any] | None = None) -> tuple[str, bool]:
         """A repeated call is answered with `steering` instead of run (or, when it ran and failed as
-        before, its `output` carries the steering line), and the next turn is sampled; after
+        before, its `output` carries the steering line); the next turn is sampled and cannot call
+        that tool (see _turn_options); after
         `limits.steers` of them with no new call in between, the run is stuck."""
         self._steers += 1
         self._steers_total += 1
-        self._tool_message(call, steering if output is None else output, True, {**(data or {}), "repeat": True})
+        outcome = self._tool_message(call, steering if output is None else output, True, {**(data or {}), "repeat": True})
         if self._steers >= self.limits.steers:
             raise Stuck(f"the model kept repeating calls ({self._steers} steered away in a row; last: {call.name})")
-        self._sample_next = True
+        self._steered_tools.add(call.name)
+        return outcome
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> None:
+    def _tool_message(self, call: ToolCall, output: str, is_error: bool, data: dict[str, Any]) -> tuple[str, bool]:
         self.add({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": output})
         shown = output if len(output) <= EVENT_OUTPUT_CHARS else output[:EVENT_OUTPUT_CHARS] + f"\n[... {len(output) - EVENT_OUTPUT_CHARS} more characters]"
         self.emit(ToolResultEvent(self.turns, call.id, call.name, is_error, shown, data))
+        return output, is_error
 
     def _permission(self, tool: Tool, call: ToolCall, diff: str | None) -> str | None:
         """None when the call may run, else the reason it may not (which goes to the model)."""

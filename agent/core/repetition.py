@@ -10,7 +10,8 @@ instead of run when
 A call that nearly repeats one that failed in the same state (the same command with another
 made-up argument) runs, since it may be the correction; if it fails the same way, that counts as a
 steer too. The model is told in one line what it already learned, and its next turn is sampled
-rather than greedy; after a few steers with no new action in between, the run ends as stuck.
+rather than greedy, without the steered call's tool (the loop's turn options); after a few steers
+with no new action in between, the run ends as stuck.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ class RunSettings:
     dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float | None = None
+    workflow: str | None = None  # free, fix or auto (core/workflow.py); None: config, else free
     constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
     spec: str | None = None
     spec_n_max: int = 3
@@ -119,7 +120,8 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     session = open_session(settings, root, backend)
     limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
                     max_seconds=settings.max_time or config.agent.get("max_time"),
-                    look_first=bool(config.agent.get("look_first", True)))
+                    look_first=bool(config.agent.get("look_first", True)),
+                    workflow=settings.workflow or str(config.agent.get("workflow", "free")))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
     init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),

@@ -241,7 +241,8 @@ def agent_flags_from(args: Any) -> list[str]:
                        ("api_key", "--api-key"), ("temperature", "--temperature"), ("device", "--device"),
                        ("ctx", "--ctx"), ("weights", "--weights"), ("dtype", "--dtype"),
                        ("chat_template", "--chat-template"), ("spec", "--spec"),
-                       ("spec_draft_n_max", "--spec-draft-n-max"), ("mtp", "--mtp"), ("max_turns", "--max-turns")):
+                       ("spec_draft_n_max", "--spec-draft-n-max"), ("mtp", "--mtp"), ("max_turns", "--max-turns"),
+                       ("workflow", "--workflow")):
         value = getattr(args, dest, None)
         if value is None:
             continue
@@ -298,5 +299,6 @@ def add_parser(sub, parents: list) -> None:
     evaluate.add_argument("--time-limit", type=float, metavar="SECONDS",
                           help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600)")
     evaluate.add_argument("--max-turns", type=int, metavar="N", help="passed to `agent run` (default 30)")
+    evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: free)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the rows and totals to FILE")
     evaluate.add_argument("--keep", action="store_true", help="keep each task's copy, events and session (paths on stderr)")

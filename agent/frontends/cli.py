@@ -75,6 +75,10 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
 
     agent = argparse.ArgumentParser(add_help=False, parents=[_backend_options(defaults)])
     agent.add_argument("--max-turns", type=int, metavar="N", default=default(None), help="stop after N model turns (default 30)")
+    agent.add_argument("--workflow", choices=["free", "fix", "auto"], default=default(None),
+                       help="free: the model drives (default); fix: the agent runs the failing command, reads what it "
+                            "points at, asks only for edits and re-runs it after each; auto: fix when the task asks for "
+                            "a change and the command fails")
     agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None), help="stop after this much wall time")
     agent.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"], default=default(None),
                        help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
