@@ -238,7 +238,8 @@ def test_constrained_greedy_is_lossless_with_prompt_lookup_on_the_default_model(
 def test_a_required_call_leaves_out_the_plain_answer(tokenizer):
     grammar = tool_turn_grammar(TOOL_SPECS, require_call=True)
     assert refused_at(tokenizer, grammar, "The port is 8080.") is not None
-    assert refused_at(tokenizer, grammar, "Let me look.\n" + READ) is None
+    assert refused_at(tokenizer, grammar, READ) is None
+    assert refused_at(tokenizer, grammar, "1000, from fetch.py", end_turn=False) is not None  # no prose first
     assert refused_at(tokenizer, grammar, '{"name": "list_dir", "arguments": {}}') is None
 
 

@@ -52,8 +52,9 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
         f"calls: call{'+' if parallel_calls else ''}",
         'loose_call: body | fence body "\\n```"',
         "fence[lazy]: /```(json|tool_call)?[ \\t]*\\n/",
-        # text before a call ends at the first opening tag: lazy, so the tag cannot be swallowed
-        "head[lazy]: HEAD",
+        # text before a call ends at the first opening tag: lazy, so the tag cannot be swallowed;
+        # a required call starts at once (else prose could run on and never open one)
+        'head: "<tool_call>"' if require_call else "head[lazy]: HEAD",
         f"HEAD: /(?s:.*)<tool_call>/ & ~/(?s:.*)({_without(contains, '<tool_call>')}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
         f"ANSWER: /(?s:.*)\\S(?s:.*)/ & ~/(?s:.*)({contains}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
     ]
