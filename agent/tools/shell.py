@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Callable
 
 from agent.tools.base import ToolError, ToolResult, Workspace
+from agent.tools.interactive import interactive_reason
 
 HEAD_BYTES = 15_000
 TAIL_BYTES = 15_000
@@ -139,6 +140,9 @@ def _describe_exit(code: int) -> str:
 def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
     if not command.strip():
         raise ToolError("the command is empty")
+    reason = interactive_reason(command)
+    if reason:
+        raise ToolError(f"not run: {reason}")
     if timeout <= 0:
         raise ToolError(f"timeout must be a positive number of seconds (got {timeout})")
     limit = min(float(timeout), MAX_TIMEOUT_S)
