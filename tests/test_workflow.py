@@ -139,3 +139,13 @@ def test_questions(repo):
 def test_located_files_stay_inside_the_repository(repo):
     output = 'File "/usr/lib/python3/os.py", line 1\nFile "calc.py", line 2\n../../etc/passwd'
     assert located_files("see tests/test_calc.py", output, repo) == ["calc.py", "tests/test_calc.py"]
+
+
+def test_a_command_that_may_not_run_leaves_the_model_on_its_own(repo):
+    backend = ScriptedBackend([{"text": "I cannot run the tests here."}])
+    env = Environment(TOOLS, Workspace(repo), Permissions(mode="ask"), approver=None)  # headless ask: shell denied
+    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), lambda e: None,
+                  Limits(workflow="fix"))
+    result = agent.run("The tests fail. Fix calc.py.")
+    assert agent.workflow.stage == "free" and result.status == "done"
+    assert backend.options_requested == [TurnOptions(require_call=True)]  # no edit-only plan, no reads forced

@@ -11,6 +11,7 @@ from typing import Any
 from agent.core import context
 from agent.backends.base import Backend, Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
 from agent.core.checkpoints import CheckpointError, take as take_checkpoint
+from agent.core.permissions import DENIED
 from agent.core.repetition import RepeatGuard, WorkspaceState, steered_sampling
 from agent.core.toolcalls import format_tool_call
 from agent.core.workflow import FixWorkflow, choose_workflow
@@ -238,7 +239,7 @@ class Agent:
             return self._tool_message(call, f"unknown tool '{call.name}'; available: {', '.join(self.env.tools)}", True, {})
         denial = self._permission(tool, call, diff)
         if denial:
-            return self._tool_message(call, f"permission denied: {denial}", True, {"denied": True})
+            return self._tool_message(call, f"{DENIED} {denial}", True, {"denied": True})
         if tool.access != "read":
             self._checkpoint()
         result = run_tool(tool, self.env.workspace, call.arguments)
@@ -257,8 +258,8 @@ class Agent:
                data: dict[str, Any] | None = None) -> tuple[str, bool]:
         """A repeated call is answered with `steering` instead of run (or, when it ran and failed as
         before, its `output` carries the steering line); the next turn is sampled and cannot call
-        that tool (see _turn_options); after
-        `limits.steers` of them with no new call in between, the run is stuck."""
+        that tool (see _turn_options); after `limits.steers` of them with no new call in between,
+        the run is stuck."""
         self._steers += 1
         self._steers_total += 1
         outcome = self._tool_message(call, steering if output is None else output, True, {**(data or {}), "repeat": True})

@@ -20,6 +20,8 @@ from agent.tools.base import Tool, ToolError, Workspace
 MODES = ("ask", "accept-edits", "plan", "yolo")
 RULE = re.compile(r"^\s*(?P<tool>[A-Za-z0-9_*?\[\]-]+)\s*(?:\((?P<pattern>.*)\))?\s*$")
 
+DENIED = "permission denied:"  # how the result of a call that may not run starts (the model reads it)
+
 
 def _path_regex(pattern: str) -> re.Pattern[str]:
     """Glob over workspace-relative paths: ** spans directories, * and ? stay within one."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.backends.base import ToolCall, TurnOptions
+from agent.core.permissions import DENIED
 
 if TYPE_CHECKING:
     from agent.core.loop import Agent
@@ -113,6 +114,9 @@ class FixWorkflow:
     def start(self, agent: Agent, task: str, force: bool) -> None:
         self.tools_offered = frozenset(agent.env.tools)
         output, failed = self._check(agent)
+        if output.startswith(DENIED):
+            self.stage = "free"  # the command may not run here (ask mode, headless): no way to validate
+            return
         if not failed and not force:
             self.stage = "free"  # nothing to reproduce: the task is not a fix
             return

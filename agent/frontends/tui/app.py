@@ -24,7 +24,7 @@ from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent,
 from agent.frontends.commands import help_text
 from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.loop import Interrupted
-from agent.core.permissions import Approval
+from agent.core.permissions import DENIED, Approval
 from agent.core.setup import RunSettings
 from agent.frontends.tui.screens import ApprovalScreen, HelpScreen, ResumeScreen
 from agent.frontends.tui.widgets import AssistantBlock, Completions, Notice, PromptInput, StatusLine, ToolBlock, UserBlock, diff_view
@@ -400,7 +400,7 @@ class AgentApp(App):
                     self.add_block(blocks[call["id"]])
             elif m["role"] == "tool" and m.get("tool_call_id") in blocks:
                 content = str(m.get("content", ""))
-                blocks.pop(m["tool_call_id"]).finish(content, content.startswith("permission denied"), {})
+                blocks.pop(m["tool_call_id"]).finish(content, content.startswith(DENIED), {})
 
 
 def run_tui(settings: RunSettings, cwd: Path) -> int:
