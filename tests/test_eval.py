@@ -166,3 +166,20 @@ def test_model_flags_reach_the_agent_runs_including_no_constrain(tmp_path):
     assert flags[flags.index("--script") + 1] == str(script.resolve())
     assert "--no-constrain" in flags and flags[flags.index("--max-turns") + 1] == "4"
     assert "--no-constrain" not in agent_flags_from(build_parser().parse_args(["eval", "--backend", "scripted"]))
+
+
+def test_ablate_runs_the_suite_once_per_lever_configuration(suite, capsys):
+    from agent.engine_tools.evaluate import ABLATION
+
+    read = {"tool_calls": [call("read_file", path="calc.py")]}
+    fix = {"tool_calls": [call("edit_file", path="calc.py", old_string="a - b", new_string="a + b")]}
+    code, report, _ = evaluate(suite, [read, read, fix, {"text": "Fixed."}], "--ablate")
+    out = capsys.readouterr().out
+    configurations = report["ablation"]
+    assert code == 0 and [c["configuration"] for c in configurations] == [label for label, _ in ABLATION]
+    assert all(c["solved"] == 1 for c in configurations)
+    steered = {c["configuration"]: c["rows"][0]["steered"] for c in configurations}
+    assert steered["constraints only"] == 0 and steered["+ repeats steered"] == 1  # the second read
+    assert "--no-constrain" in configurations[0]["agent_flags"] and "--no-constrain" not in configurations[1]["agent_flags"]
+    assert configurations[-1]["agent_flags"][-2:] == ["--workflow", "auto"]
+    assert "configuration" in out and "+ fix workflow (all)" in out.splitlines()[-1]

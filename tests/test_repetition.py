@@ -218,3 +218,23 @@ def test_look_first_comes_from_the_config(repo):
     (repo / ".mtp-agent" / "config.toml").write_text("[agent]\nlook_first = false\n")
     agent, _ = prepare(settings, repo, lambda e: None)
     assert agent.limits.look_first is False
+
+
+def test_steering_can_be_turned_off(repo):
+    read = call("read_file", path="a.txt")
+    backend = ScriptedBackend([read, read, {"text": "Done."}])
+    events: list = []
+    env = Environment(TOOLS, Workspace(repo), Permissions(mode="yolo"), approver=None)
+    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), events.append,
+                  Limits(steer=False))
+    agent.run("Do the task.")
+    assert not any(r.is_error for r in results(events)) and len(results(events)) == 2
+
+
+def test_the_steer_and_look_first_flags_reach_the_limits(repo):
+    from agent.core.setup import RunSettings, prepare
+
+    script = repo.parent / "turns.jsonl"
+    script.write_text('{"text": "hi"}\n')
+    agent, _ = prepare(RunSettings(backend="scripted", script=script, steer=False, look_first=False), repo, lambda e: None)
+    assert (agent.limits.steer, agent.limits.look_first) == (False, False)

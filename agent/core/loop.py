@@ -64,6 +64,7 @@ class Limits:
     max_seconds: float | None = None
     look_first: bool = True  # the first turn of a task must call a tool: no answer before looking
     workflow: str = "free"  # "free", "fix" or "auto" (core/workflow.py)
+    steer: bool = True  # repeated calls are steered away (core/repetition.py) instead of run
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
     reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
@@ -231,7 +232,7 @@ class Agent:
         shown_diff = diff if diff and len(diff) <= EVENT_DIFF_CHARS else None
         self.emit(ToolCallEvent(self.turns, call.id, call.name, call.arguments, shown_diff))
         state = self._workspace_state()
-        steering = self.repeats.steering(call, state)
+        steering = self.repeats.steering(call, state) if self.limits.steer else None
         if steering:
             return self._steer(call, steering)
         tool = self.env.tools.get(call.name)
@@ -246,6 +247,7 @@ class Agent:
         if tool.access != "read":
             self._workspace_state.note_write()
         failed_again = self.repeats.record(call, self.turns, state, result.output, result.is_error)
+        failed_again = failed_again if self.limits.steer else None
         if failed_again:
             outcome = self._steer(call, failed_again, result.output + "\n\n" + failed_again, result.data)
         else:

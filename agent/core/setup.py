@@ -46,11 +46,17 @@ class RunSettings:
     dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float | None = None
+    look_first: bool | None = None  # the first turn must call a tool; None: config, else on
+    steer: bool | None = None  # repeated calls steered away; None: config, else on
     workflow: str | None = None  # free, fix or auto (core/workflow.py); None: config, else free
     constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
     spec: str | None = None
     spec_n_max: int = 3
     mtp: Path | None = None
+
+
+def _flag_or_config(flag: bool | None, table: dict, key: str, default: bool) -> bool:
+    return flag if flag is not None else bool(table.get(key, default))
 
 
 def find_root(cwd: Path) -> Path:
@@ -120,7 +126,8 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     session = open_session(settings, root, backend)
     limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
                     max_seconds=settings.max_time or config.agent.get("max_time"),
-                    look_first=bool(config.agent.get("look_first", True)),
+                    look_first=_flag_or_config(settings.look_first, config.agent, "look_first", True),
+                    steer=_flag_or_config(settings.steer, config.agent, "steer", True),
                     workflow=settings.workflow or str(config.agent.get("workflow", "free")))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)

@@ -54,6 +54,18 @@ class TaskResult:
     generated_tokens: int
     check_output: str = ""
     error: str = ""  # why the agent stopped, when it did not finish (its result's error)
+    steered: int = 0  # repeated calls the agent steered the model away from
+
+
+# agent eval --ablate: the levers for small models added one at a time (issues 15 and 23); the flags
+# each configuration adds to the model flags
+ABLATION = (
+    ("no constraints", ["--no-constrain", "--no-steer", "--no-look-first", "--workflow", "free"]),
+    ("constraints only", ["--no-steer", "--no-look-first", "--workflow", "free"]),
+    ("+ repeats steered", ["--no-look-first", "--workflow", "free"]),
+    ("+ look first", ["--workflow", "free"]),
+    ("+ fix workflow (all)", ["--workflow", "auto"]),
+)
 
 
 @dataclass
@@ -230,7 +242,8 @@ def evaluate_task(task: EvalTask, agent_flags: list[str], time_limit: float | No
                       invalid_tool_calls=run.count("format_error"), seconds=round(run.seconds, 2),
                       prompt_tokens=int(result.get("prompt_tokens", 0)),
                       generated_tokens=int(result.get("generated_tokens", 0)), check_output=check_output,
-                      error=str(result.get("error") or ""))
+                      error=str(result.get("error") or ""),
+                      steered=sum(1 for e in run.events if e.get("type") == "tool_result" and (e.get("data") or {}).get("repeat")))
 
 
 def agent_flags_from(args: Any) -> list[str]:
@@ -249,8 +262,9 @@ def agent_flags_from(args: Any) -> list[str]:
         if dest in ("script", "chat_template", "mtp") or (dest == "model" and Path(value).exists()):
             value = Path(value).resolve()
         flags += [flag, str(value)]
-    if getattr(args, "constrain", None) is False:
-        flags.append("--no-constrain")
+    for dest, off in (("constrain", "--no-constrain"), ("steer", "--no-steer"), ("look_first", "--no-look-first")):
+        if getattr(args, dest, None) is False:
+            flags.append(off)
     return flags
 
 
@@ -269,10 +283,8 @@ def format_row(r: TaskResult) -> str:
     return "  ".join(f"{v!s:<{w}}" if i < 3 else f"{v!s:>{w}}" for i, (v, (_, w)) in enumerate(zip(values, COLUMNS)))
 
 
-def cmd_eval(args: Any) -> int:
-    names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
-    tasks = load_suite(Path(args.suite).resolve(), names)  # the agent and checkers run in copies elsewhere
-    flags = agent_flags_from(args)
+def run_suite(tasks: list[EvalTask], flags: list[str], args: Any) -> dict[str, Any]:
+    """Every task with these agent flags, a row printed as each ends; the report of the suite."""
     print("  ".join(f"{name:<{w}}" if i < 3 else f"{name:>{w}}" for i, (name, w) in enumerate(COLUMNS)), flush=True)
     results = []
     for task in tasks:
@@ -280,12 +292,37 @@ def cmd_eval(args: Any) -> int:
         print(format_row(results[-1]), flush=True)
     totals = summarize(results)
     print(f"solved {totals['solved']}/{totals['total']}, median {totals['median_seconds']:.1f} s per task")
+    shown = [value for i, value in enumerate(flags)
+             if value != "--api-key" and (i == 0 or flags[i - 1] != "--api-key")]  # no secrets in reports
+    return {"agent_flags": shown, "rows": [asdict(r) for r in results], **totals}
+
+
+def cmd_eval(args: Any) -> int:
+    names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
+    tasks = load_suite(Path(args.suite).resolve(), names)  # the agent and checkers run in copies elsewhere
+    flags = agent_flags_from(args)
+    if not args.ablate:
+        report = run_suite(tasks, flags, args)
+    else:
+        configurations = []
+        for label, added in ABLATION:
+            print(f"\n== {label}", flush=True)
+            configurations.append({"configuration": label, **run_suite(tasks, flags + added, args)})
+        print("\n" + format_ablation(configurations))
+        report = {"ablation": configurations}
     if args.json:
-        pairs = zip(flags[::2], flags[1::2])
-        shown = [part for flag, value in pairs if flag != "--api-key" for part in (flag, value)]  # no secrets in reports
-        report = {"agent_flags": shown, "rows": [asdict(r) for r in results], **totals}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def format_ablation(configurations: list[dict[str, Any]]) -> str:
+    lines = [f"{'configuration':24} {'solved':>7} {'median s':>9} {'turns':>6} {'invalid':>8} {'steered':>8}"]
+    for c in configurations:
+        rows = c["rows"]
+        turns = statistics.median(r["turns"] for r in rows) if rows else 0
+        lines.append(f"{c['configuration']:24} {c['solved']:>3}/{c['total']:<3} {c['median_seconds']:>9.1f} {turns:>6.0f} "
+                     f"{sum(r['invalid_tool_calls'] for r in rows):>8} {sum(r['steered'] for r in rows):>8}")
+    return "\n".join(lines)
 
 
 def add_parser(sub, parents: list) -> None:
@@ -300,5 +337,9 @@ def add_parser(sub, parents: list) -> None:
                           help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600)")
     evaluate.add_argument("--max-turns", type=int, metavar="N", help="passed to `agent run` (default 30)")
     evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: free)")
+    evaluate.add_argument("--ablate", action="store_true",
+                          help="run the suite once per configuration, adding the small-model levers one at a time "
+                               "(no constraints; constraints only; + repeats steered; + look first; + fix workflow), "
+                               "and print a table of what each adds")
     evaluate.add_argument("--json", metavar="FILE", help="also write the rows and totals to FILE")
     evaluate.add_argument("--keep", action="store_true", help="keep each task's copy, events and session (paths on stderr)")
