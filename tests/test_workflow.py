@@ -68,7 +68,7 @@ def test_reproduce_locate_edit_validate_answer(repo):
     assert shells[0].is_error and not shells[1].is_error  # failing before the edit, passing after
     assert backend.options_requested == [EDIT_ONLY, ANSWER]
     reads = [e.arguments["path"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "read_file"]
-    assert reads == ["calc.py", "tests/test_calc.py"]  # the code the failing test imports, before the test
+    assert reads == ["tests/test_calc.py", "calc.py"]  # the code the failing test imports, read last
 
 
 def test_a_failing_validation_goes_back_to_edit(repo):

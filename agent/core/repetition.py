@@ -9,7 +9,9 @@ instead of run when
 - the recent calls are a cycle (period up to 3, three rounds), whatever the workspace did.
 A call that nearly repeats one that failed in the same state (the same command with another
 made-up argument) runs, since it may be the correction; if it fails the same way, that counts as a
-steer too. The model is told in one line what it already learned, and its next turn is sampled
+steer too. The model is told in one short line where the earlier result is (repeating its text invites a
+small model to copy it into its next call: seen with a 1.5B writing the line into a file), and its
+next turn is sampled
 rather than greedy, without the steered call's tool (the loop's turn options); after a few steers
 with no new action in between, the run ends as stuck.
 """
@@ -30,7 +32,6 @@ from agent.backends.base import ToolCall, TurnSampling
 NEAR_REPEAT_RATIO = 0.8  # arguments and error at least this similar to a failed call's: the same idea, failed again
 CYCLE_ROUNDS = 3
 MAX_CYCLE_PERIOD = 3
-LEARNED_CHARS = 200  # how much of the earlier result the steering line repeats
 
 
 def steered_sampling(steer: int) -> TurnSampling:
@@ -66,8 +67,8 @@ class RepeatGuard:
             if past.state != state:
                 continue
             if past.signature == signature:
-                return (f"Not run: you made this exact call in turn {past.turn} and nothing has changed since, so the "
-                        f"result would be the same: {_gist(past)}. Do something else.")
+                return (f"Not run: you made this exact call in turn {past.turn} and nothing has changed since; its "
+                        f"result is above{' (an error)' if past.is_error else ''}. Do something else.")
         period = cycle_period(self.attempts)
         if period:
             return (f"Not run: your last {period * CYCLE_ROUNDS} calls repeat the same {period} call"
@@ -107,12 +108,6 @@ def cycle_period(signatures: list[str]) -> int:
 
 def _similar(a: str, b: str) -> bool:
     return SequenceMatcher(None, a, b).ratio() >= NEAR_REPEAT_RATIO
-
-
-def _gist(past: PastCall) -> str:
-    text = " ".join(past.output.split())
-    shown = text if len(text) <= LEARNED_CHARS else text[:LEARNED_CHARS] + " ..."
-    return ("an error: " if past.is_error else "") + (shown or "(no output)")
 
 
 class WorkspaceState:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from agent.core.loop import Agent
 
 WORKFLOWS = ("auto", "fix", "free")
-EDIT_TOOLS = frozenset({"edit_file", "write_file", "read_file"})
-WRITE_TOOLS = frozenset({"edit_file", "write_file"})
+# the agent has read what the failure points at: a small model offered read_file reads it again
+EDIT_TOOLS = WRITE_TOOLS = frozenset({"edit_file", "write_file"})
 MAX_EDIT_ROUNDS = 4  # failed validations before the free loop takes over
 MAX_LOCATED_FILES = 3
 COMMAND_WORDS = ("pytest", "python", "python3", "npm", "make", "cargo", "go", "node", "bash", "sh", "./")
@@ -52,8 +52,8 @@ def is_question(task: str) -> bool:
 
 
 def located_files(task: str, output: str, root: Path) -> list[str]:
-    """Repository files the task and the failure point at, code before tests: the task's own
-    mentions first, then the failure's, then what the failing tests import."""
+    """Repository files the task and the failure point at, most relevant first: code before tests,
+    the task's own mentions before the failure's, then what the failing tests import."""
     mentioned: list[str] = []
     for text in (task, output):
         for match in _PATH.findall(text):
@@ -101,7 +101,7 @@ def _imported_modules(path: Path) -> list[str]:
 
 @dataclass
 class FixWorkflow:
-    """The stages: reproduce and locate happen in start(); then `edit` (the model may only read and
+    """The stages: reproduce and locate happen in start(); then `edit` (the model may only
     edit) and validation after each turn that wrote; `answer` once the command passes; `free`
     when the model is on its own."""
 
@@ -120,7 +120,8 @@ class FixWorkflow:
         if not failed and not force:
             self.stage = "free"  # nothing to reproduce: the task is not a fix
             return
-        for path in located_files(task, output, agent.env.workspace.root):
+        # the code to change is read last, so it is what the model saw most recently
+        for path in reversed(located_files(task, output, agent.env.workspace.root)):
             agent.act("read_file", {"path": path})
 
     def turn_options(self) -> TurnOptions | None:
