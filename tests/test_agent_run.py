@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.frontends.cli import main
+from support.git_support import init_and_commit
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
 TEST_CALC = "from calc import add, mul\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
@@ -26,9 +27,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     (root / "calc.py").write_text(CALC)
     (root / "test_calc.py").write_text(TEST_CALC)
     (root / ".gitignore").write_text("__pycache__/\n.pytest_cache/\n")
-    for cmd in (["init", "-q"], ["config", "user.name", "Test"], ["config", "user.email", "test@example.com"],
-                ["add", "-A"], ["commit", "-qm", "initial"]):
-        subprocess.run(["git", *cmd], cwd=root, check=True)
+    init_and_commit(root)
     monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.chdir(root)

@@ -151,15 +151,24 @@ def random_engine(tmp_path_factory) -> Engine:
     return Engine.load(path, device="cpu")
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_sampled_turns_of_a_random_model_are_always_usable(random_engine, seed):
+SEEDS = range(6)
+
+
+@pytest.fixture(scope="module")
+def sampled_turns(random_engine) -> dict[int, object]:
+    """One turn per seed, sampled (temperature 1) by the random model within the tool grammar."""
+    backend = EmbeddedBackend(random_engine, "tiny")
+    prompt, grammar = backend.prompt_ids(MESSAGES, FEW_TOOLS), backend.grammar(FEW_TOOLS)
+    return {seed: random_engine.generate(prompt, max_new_tokens=300, grammar=grammar,
+                                         sampling=SamplingParams(temperature=1.0, seed=seed)) for seed in SEEDS}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_sampled_turns_of_a_random_model_are_always_usable(random_engine, sampled_turns, seed):
     """A random model writes noise; within the grammar every token it emits is admitted, and a turn
     it ends is an answer or valid calls."""
-    backend = EmbeddedBackend(random_engine, "tiny")
-    grammar = backend.grammar(FEW_TOOLS)
-    completion = random_engine.generate(backend.prompt_ids(MESSAGES, FEW_TOOLS), max_new_tokens=300, grammar=grammar,
-                                        sampling=SamplingParams(temperature=1.0, seed=seed))
-    replay = GrammarConstraint(random_engine.tokenizer, grammar)
+    completion = sampled_turns[seed]
+    replay = GrammarConstraint(random_engine.tokenizer, EmbeddedBackend(random_engine, "tiny").grammar(FEW_TOOLS))
     for token in completion.token_ids:
         assert replay.allowed(token)
         replay.advance(token)
@@ -173,13 +182,9 @@ def test_sampled_turns_of_a_random_model_are_always_usable(random_engine, seed):
             assert set(arguments["required"]) <= set(call.arguments), call
 
 
-def test_some_sampled_turns_end_within_the_token_bound(random_engine):
+def test_some_sampled_turns_end_within_the_token_bound(sampled_turns):
     """The test above checks ended turns; make sure it sees some."""
-    backend = EmbeddedBackend(random_engine, "tiny")
-    ended = sum(random_engine.generate(backend.prompt_ids(MESSAGES, FEW_TOOLS), max_new_tokens=300,
-                                       grammar=backend.grammar(FEW_TOOLS),
-                                       sampling=SamplingParams(temperature=1.0, seed=seed)).finish_reason == "eos"
-                for seed in range(6))
+    ended = sum(completion.finish_reason == "eos" for completion in sampled_turns.values())
     assert ended >= 2
 
 

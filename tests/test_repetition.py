@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent.backends.base import ToolCall, TurnOptions, TurnSampling
-from agent.backends.scripted import ScriptedBackend
-from agent.core.environment import Environment
-from agent.core.loop import Agent, Limits
-from agent.core.permissions import Permissions
+from agent.core.loop import Limits
 from agent.core.repetition import RepeatGuard, WorkspaceState, cycle_period, steered_sampling
-from agent.core.session import Session
-from agent.tools import TOOLS
-from agent.tools.base import Workspace
+from support.git_support import init_and_commit
+from support.scripted_agent import run_scripted
 
 
 @pytest.fixture
@@ -26,9 +22,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     (root / "a.txt").write_text("alpha\n")
     (root / "b.txt").write_text("beta\n")
-    for cmd in (["init", "-q"], ["config", "user.name", "T"], ["config", "user.email", "t@example.com"],
-                ["add", "-A"], ["commit", "-qm", "initial"]):
-        subprocess.run(["git", *cmd], cwd=root, check=True)
+    init_and_commit(root)
     monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
     return root
 
@@ -37,13 +31,8 @@ def call(name: str, **arguments) -> dict:
     return {"tool_calls": [{"name": name, "arguments": arguments}]}
 
 
-def run(root: Path, turns: list[dict], steers: int = 3) -> tuple[Agent, ScriptedBackend, list, object]:
-    backend = ScriptedBackend(turns)
-    events: list = []
-    env = Environment(TOOLS, Workspace(root), Permissions(mode="yolo"), approver=None)
-    agent = Agent(backend, env, Session.create(root, {"backend": "scripted", "model": "script"}), events.append, Limits(steers=steers))
-    result = agent.run("Do the task.")
-    return agent, backend, events, result
+def run(root: Path, turns: list[dict], limits: Limits | None = None, task: str = "Do the task."):
+    return run_scripted(root, turns, task, limits or Limits())
 
 
 def results(events: list) -> list:
@@ -198,11 +187,7 @@ def test_the_first_turn_of_a_task_must_look_before_it_answers(repo):
     read = call("read_file", path="a.txt")
     _, backend, _, _ = run(repo, [read, {"text": "Done."}])
     assert [o.require_call for o in backend.options_requested] == [True, False]
-    backend = ScriptedBackend([{"text": "Hello."}])
-    env = Environment(TOOLS, Workspace(repo), Permissions(mode="yolo"), approver=None)
-    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), lambda e: None,
-                  Limits(look_first=False))
-    agent.run("Say hello.")
+    _, backend, _, _ = run(repo, [{"text": "Hello."}], Limits(look_first=False), task="Say hello.")
     assert [o.require_call for o in backend.options_requested] == [False]
 
 
@@ -222,12 +207,7 @@ def test_look_first_comes_from_the_config(repo):
 
 def test_steering_can_be_turned_off(repo):
     read = call("read_file", path="a.txt")
-    backend = ScriptedBackend([read, read, {"text": "Done."}])
-    events: list = []
-    env = Environment(TOOLS, Workspace(repo), Permissions(mode="yolo"), approver=None)
-    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), events.append,
-                  Limits(steer=False))
-    agent.run("Do the task.")
+    _, _, events, _ = run(repo, [read, read, {"text": "Done."}], Limits(steer=False))
     assert not any(r.is_error for r in results(events)) and len(results(events)) == 2
 
 

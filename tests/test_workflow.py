@@ -10,15 +10,12 @@ from pathlib import Path
 import pytest
 
 from agent.backends.base import TurnOptions
-from agent.backends.scripted import ScriptedBackend
-from agent.core.environment import Environment
-from agent.core.loop import Agent, Limits
-from agent.core.permissions import Permissions
-from agent.core.session import Session
+from agent.core.loop import Limits
 from agent.core.workflow import (EDIT_TOOLS, MAX_EDIT_ROUNDS, choose_workflow, find_command, is_question,
                                  located_files)
 from agent.tools import TOOLS
-from agent.tools.base import Workspace
+from support.git_support import init_and_commit
+from support.scripted_agent import run_scripted
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
@@ -35,20 +32,14 @@ def repo(tmp_path, monkeypatch) -> Path:
     (root / "calc.py").write_text(CALC)
     (root / "tests" / "test_calc.py").write_text(TEST)
     (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    for cmd in (["init", "-q"], ["config", "user.name", "T"], ["config", "user.email", "t@example.com"],
-                ["add", "-A"], ["commit", "-qm", "initial"]):
-        subprocess.run(["git", *cmd], cwd=root, check=True)
+    init_and_commit(root)
     monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
     return root
 
 
 def run(root: Path, turns: list[dict], task: str = "The tests fail. Fix calc.py.", workflow: str = "fix"):
-    backend = ScriptedBackend(turns)
-    events: list = []
-    env = Environment(TOOLS, Workspace(root), Permissions(mode="yolo"), approver=None)
-    agent = Agent(backend, env, Session.create(root, {"backend": "scripted", "model": "s"}), events.append,
-                  Limits(workflow=workflow))
-    return agent.run(task), backend, events
+    _, backend, events, result = run_scripted(root, turns, task, Limits(workflow=workflow))
+    return result, backend, events
 
 
 def calls(events: list) -> list[tuple[str, str]]:
@@ -142,10 +133,8 @@ def test_located_files_stay_inside_the_repository(repo):
 
 
 def test_a_command_that_may_not_run_leaves_the_model_on_its_own(repo):
-    backend = ScriptedBackend([{"text": "I cannot run the tests here."}])
-    env = Environment(TOOLS, Workspace(repo), Permissions(mode="ask"), approver=None)  # headless ask: shell denied
-    agent = Agent(backend, env, Session.create(repo, {"backend": "scripted", "model": "s"}), lambda e: None,
-                  Limits(workflow="fix"))
-    result = agent.run("The tests fail. Fix calc.py.")
+    agent, backend, _, result = run_scripted(repo, [{"text": "I cannot run the tests here."}],
+                                             "The tests fail. Fix calc.py.", Limits(workflow="fix"),
+                                             mode="ask")  # headless ask: shell denied
     assert agent.workflow.stage == "free" and result.status == "done"
     assert backend.options_requested == [TurnOptions(require_call=True)]  # no edit-only plan, no reads forced

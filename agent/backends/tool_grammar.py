@@ -46,6 +46,8 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
         raise ValueError("a tool-call grammar needs at least one tool")
     forbidden = _MARKUP + (("<think>", "</think>") if thinking else ())
     contains = "|".join(_regex_literal(m) for m in forbidden)
+    # a call's head ends with its opening tag, so only the other markup is forbidden in it
+    contains_in_head = "|".join(_regex_literal(m) for m in forbidden if m != "<tool_call>")
     lines = [
         "%llguidance {}",
         f"start: {'reasoning? ' if thinking else ''}({'' if require_call else 'ANSWER | '}calls | loose_call)",
@@ -55,7 +57,7 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
         # text before a call ends at the first opening tag: lazy, so the tag cannot be swallowed;
         # a required call starts at once (else prose could run on and never open one)
         'head: "<tool_call>"' if require_call else "head[lazy]: HEAD",
-        f"HEAD: /(?s:.*)<tool_call>/ & ~/(?s:.*)({_without(contains, '<tool_call>')}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
+        f"HEAD: /(?s:.*)<tool_call>/ & ~/(?s:.*)({contains_in_head}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
         f"ANSWER: /(?s:.*)\\S(?s:.*)/ & ~/(?s:.*)({contains}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
     ]
     if thinking:
@@ -106,10 +108,6 @@ def _closed(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _regex_literal(text: str) -> str:
     return "".join("\\" + c if c in "\\/.*+?()[]{}|^$" else c for c in text)
-
-
-def _without(alternatives: str, item: str) -> str:
-    return "|".join(a for a in alternatives.split("|") if a != _regex_literal(item))
 
 
 def _lark_string(text: str) -> str:

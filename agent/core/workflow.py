@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from agent.core.loop import Agent
 
 WORKFLOWS = ("auto", "fix", "free")
-# the agent has read what the failure points at: a small model offered read_file reads it again
-EDIT_TOOLS = WRITE_TOOLS = frozenset({"edit_file", "write_file"})
+# the edit stage's tools; the agent has read what the failure points at, and a small model offered
+# read_file reads it again
+EDIT_TOOLS = frozenset({"edit_file", "write_file"})
 MAX_EDIT_ROUNDS = 4  # failed validations before the free loop takes over
 MAX_LOCATED_FILES = 3
 COMMAND_WORDS = ("pytest", "python", "python3", "npm", "make", "cargo", "go", "node", "bash", "sh", "./")
@@ -113,7 +114,7 @@ class FixWorkflow:
 
     def start(self, agent: Agent, task: str, force: bool) -> None:
         self.tools_offered = frozenset(agent.env.tools)
-        output, failed = self._check(agent)
+        output, failed = self._check(agent, agent.workspace_state())
         if output.startswith(DENIED):
             self.stage = "free"  # the command may not run here (ask mode, headless): no way to validate
             return
@@ -133,11 +134,12 @@ class FixWorkflow:
 
     def after_turn(self, agent: Agent, calls: list[ToolCall]) -> None:
         """Validate after a turn whose edits changed the workspace."""
-        if self.stage != "edit" or not any(call.name in WRITE_TOOLS for call in calls):
+        if self.stage != "edit" or not any(call.name in EDIT_TOOLS for call in calls):
             return
-        if agent.workspace_state() == self.checked_state:
+        state = agent.workspace_state()
+        if state == self.checked_state:
             return  # the edits failed or changed nothing: the model sees why in their results
-        _, failed = self._check(agent)
+        _, failed = self._check(agent, state)
         if not failed:
             self.stage = "answer"
             return
@@ -145,9 +147,9 @@ class FixWorkflow:
         if self.failed_validations >= MAX_EDIT_ROUNDS:
             self.stage = "free"
 
-
-    def _check(self, agent: Agent) -> tuple[str, bool]:
-        self.checked_state = agent.workspace_state()
+    def _check(self, agent: Agent, state: str) -> tuple[str, bool]:
+        """Run the command in the workspace `state` the caller has just read."""
+        self.checked_state = state
         return agent.act("shell", {"command": self.command})
 
 

@@ -15,7 +15,7 @@ PAGERS = {"less", "more", "most"}
 SCREENS = {"top", "htop", "btop", "watch", "tmux", "screen", "ssh", "telnet", "ftp", "sftp", "mysql", "psql", "sqlite3"}
 INTERPRETERS = {"python", "python3", "ipython", "node", "irb", "ghci", "lua", "R"}
 WRAPPERS = {"sudo", "env", "nohup", "time", "nice", "command", "exec", "xargs"}
-SEPARATORS = {";", "&&", "||", "|", "&", "(", ")", "\n"}
+OPERATOR_CHARS = frozenset(";&|()")  # shlex's punctuation: words made of them separate commands
 
 
 def interactive_reason(command: str) -> str | None:
@@ -52,7 +52,7 @@ def _words(command: str) -> list[str]:
 def _simple_commands(words: list[str]) -> list[list[str]]:
     commands, current = [], []
     for word in words:
-        if word in SEPARATORS or set(word) <= set(";&|()"):
+        if set(word) <= OPERATOR_CHARS:
             if current:
                 commands.append(current)
             current = []

@@ -90,3 +90,11 @@ def snapshot(root: Path) -> dict[str, str]:
         if path.is_file() and not relative.startswith((".git/objects", ".git/logs", ".mtp-agent/")):
             out[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def init_and_commit(root: Path) -> None:
+    """Make `root` a git repository with one commit of everything in it (a local identity, so the
+    machine's git configuration is not needed)."""
+    for cmd in (["init", "-q"], ["config", "user.name", "Test"], ["config", "user.email", "test@example.com"],
+                ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run(["git", *cmd], cwd=root, check=True)
