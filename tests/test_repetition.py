@@ -42,7 +42,7 @@ def results(events: list) -> list:
 def test_an_identical_call_in_an_unchanged_workspace_is_steered_and_the_next_turn_sampled(repo):
     append = call("shell", command="echo once >> log.txt")
     read = call("read_file", path="a.txt")
-    _, backend, events, result = run(repo, [read, read, {"text": "Done."}])
+    _, backend, events, result = run(repo, [read, read, {"text": "Done."}], Limits(look_first=True))
     outputs = results(events)
     assert "alpha" in outputs[0].output and not outputs[0].is_error
     assert outputs[1].is_error and outputs[1].output.startswith("Not run: you made this exact call in turn 1")
@@ -185,7 +185,7 @@ def test_the_embedded_backend_samples_a_steered_turn_with_its_seed(tiny_engine):
 
 def test_the_first_turn_of_a_task_must_look_before_it_answers(repo):
     read = call("read_file", path="a.txt")
-    _, backend, _, _ = run(repo, [read, {"text": "Done."}])
+    _, backend, _, _ = run(repo, [read, {"text": "Done."}], Limits(look_first=True))
     assert [o.require_call for o in backend.options_requested] == [True, False]
     _, backend, _, _ = run(repo, [{"text": "Hello."}], Limits(look_first=False), task="Say hello.")
     assert [o.require_call for o in backend.options_requested] == [False]
@@ -198,11 +198,11 @@ def test_look_first_comes_from_the_config(repo):
     script.write_text('{"text": "hi"}\n')
     settings = RunSettings(backend="scripted", script=script)
     agent, _ = prepare(settings, repo, lambda e: None)
-    assert agent.limits.look_first is True
+    assert agent.limits.look_first is False  # off unless asked for
     (repo / ".mtp-agent").mkdir()
-    (repo / ".mtp-agent" / "config.toml").write_text("[agent]\nlook_first = false\n")
+    (repo / ".mtp-agent" / "config.toml").write_text("[agent]\nlook_first = true\n")
     agent, _ = prepare(settings, repo, lambda e: None)
-    assert agent.limits.look_first is False
+    assert agent.limits.look_first is True
 
 
 def test_steering_can_be_turned_off(repo):
@@ -216,5 +216,5 @@ def test_the_steer_and_look_first_flags_reach_the_limits(repo):
 
     script = repo.parent / "turns.jsonl"
     script.write_text('{"text": "hi"}\n')
-    agent, _ = prepare(RunSettings(backend="scripted", script=script, steer=False, look_first=False), repo, lambda e: None)
-    assert (agent.limits.steer, agent.limits.look_first) == (False, False)
+    agent, _ = prepare(RunSettings(backend="scripted", script=script, steer=False, look_first=True), repo, lambda e: None)
+    assert (agent.limits.steer, agent.limits.look_first) == (False, True)

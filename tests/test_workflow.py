@@ -38,7 +38,7 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def run(root: Path, turns: list[dict], task: str = "The tests fail. Fix calc.py.", workflow: str = "fix"):
-    _, backend, events, result = run_scripted(root, turns, task, Limits(workflow=workflow))
+    _, backend, events, result = run_scripted(root, turns, task, Limits(workflow=workflow, look_first=True))
     return result, backend, events
 
 
@@ -134,7 +134,7 @@ def test_located_files_stay_inside_the_repository(repo):
 
 def test_a_command_that_may_not_run_leaves_the_model_on_its_own(repo):
     agent, backend, _, result = run_scripted(repo, [{"text": "I cannot run the tests here."}],
-                                             "The tests fail. Fix calc.py.", Limits(workflow="fix"),
+                                             "The tests fail. Fix calc.py.", Limits(workflow="fix", look_first=True),
                                              mode="ask")  # headless ask: shell denied
     assert agent.workflow.stage == "free" and result.status == "done"
     assert backend.options_requested == [TurnOptions(require_call=True)]  # no edit-only plan, no reads forced

@@ -62,7 +62,7 @@ class Stuck(AgentExit):
 class Limits:
     max_turns: int = 30
     max_seconds: float | None = None
-    look_first: bool = True  # the first turn of a task must call a tool: no answer before looking
+    look_first: bool = False  # the first turn of a task must call a tool: no answer before looking
     workflow: str = "free"  # "free", "fix" or "auto" (core/workflow.py)
     steer: bool = True  # repeated calls are steered away (core/repetition.py) instead of run
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck

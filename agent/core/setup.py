@@ -46,7 +46,7 @@ class RunSettings:
     dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float | None = None
-    look_first: bool | None = None  # the first turn must call a tool; None: config, else on
+    look_first: bool | None = None  # the first turn must call a tool; None: config, else off
     steer: bool | None = None  # repeated calls steered away; None: config, else on
     workflow: str | None = None  # free, fix or auto (core/workflow.py); None: config, else free
     constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
@@ -126,7 +126,7 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     session = open_session(settings, root, backend)
     limits = Limits(max_turns=settings.max_turns or int(config.agent.get("max_turns", 30)),
                     max_seconds=settings.max_time or config.agent.get("max_time"),
-                    look_first=_flag_or_config(settings.look_first, config.agent, "look_first", True),
+                    look_first=_flag_or_config(settings.look_first, config.agent, "look_first", False),
                     steer=_flag_or_config(settings.steer, config.agent, "steer", True),
                     workflow=settings.workflow or str(config.agent.get("workflow", "free")))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")

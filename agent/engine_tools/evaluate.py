@@ -60,11 +60,11 @@ class TaskResult:
 # agent eval --ablate: the levers for small models added one at a time (issues 15 and 23); the flags
 # each configuration adds to the model flags
 ABLATION = (
-    ("no constraints", ["--no-constrain", "--no-steer", "--no-look-first", "--workflow", "free"]),
-    ("constraints only", ["--no-steer", "--no-look-first", "--workflow", "free"]),
-    ("+ repeats steered", ["--no-look-first", "--workflow", "free"]),
-    ("+ look first", ["--workflow", "free"]),
-    ("+ fix workflow (all)", ["--workflow", "auto"]),
+    ("no constraints", ["--no-constrain", "--no-steer", "--workflow", "free"]),
+    ("constraints only", ["--no-steer", "--workflow", "free"]),
+    ("+ repeats steered", ["--workflow", "free"]),
+    ("+ look first", ["--look-first", "--workflow", "free"]),
+    ("+ fix workflow (all)", ["--look-first", "--workflow", "auto"]),
 )
 
 
@@ -262,9 +262,11 @@ def agent_flags_from(args: Any) -> list[str]:
         if dest in ("script", "chat_template", "mtp") or (dest == "model" and Path(value).exists()):
             value = Path(value).resolve()
         flags += [flag, str(value)]
-    for dest, off in (("constrain", "--no-constrain"), ("steer", "--no-steer"), ("look_first", "--no-look-first")):
+    for dest, off in (("constrain", "--no-constrain"), ("steer", "--no-steer")):
         if getattr(args, dest, None) is False:
             flags.append(off)
+    if getattr(args, "look_first", None):
+        flags.append("--look-first")
     return flags
 
 

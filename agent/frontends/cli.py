@@ -81,8 +81,8 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
                             "a change and the command fails")
     agent.add_argument("--no-steer", dest="steer", action="store_false", default=default(None),
                        help="run repeated calls again instead of steering the model away from them ([agent] steer)")
-    agent.add_argument("--no-look-first", dest="look_first", action="store_false", default=default(None),
-                       help="let the first turn of a task answer without calling a tool ([agent] look_first)")
+    agent.add_argument("--look-first", dest="look_first", action="store_true", default=default(None),
+                       help="the first turn of a task must call a tool before anything is answered ([agent] look_first)")
     agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None), help="stop after this much wall time")
     agent.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"], default=default(None),
                        help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
