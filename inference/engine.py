@@ -301,6 +301,11 @@ class Engine:
         self.reset()  # the drafters' state must not outlive the tokens it was built for
         return prefill(self.model, self.cache, ids, logits_for="all")
 
+    @property
+    def parameter_count(self) -> int:
+        """The weights' element count as the GGUF file holds them (an MTP head included)."""
+        return sum(tensor.n_elements for tensor in self.gguf.tensors.values())
+
     def reset(self) -> None:
         """Forget the cached prompt prefix (the next prompt is computed from scratch)."""
         self.cache.truncate(0)

@@ -1,28 +1,35 @@
-"""The fix workflow: reproduce -> locate -> edit -> validate -> answer, back to edit when the
-validation fails, the free loop when it keeps failing; `auto` leaves questions and passing
-commands to the free loop."""
+"""The fix workflow: reproduce -> locate -> (choose) -> diagnose -> rewrite -> validate -> answer;
+a failed attempt is undone and the next one sampled; the free loop after MAX_ATTEMPTS."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from agent.backends.base import TurnOptions
+from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
-from agent.core.workflow import (EDIT_TOOLS, MAX_EDIT_ROUNDS, choose_workflow, find_command, is_question,
-                                 located_files)
-from agent.tools import TOOLS
+from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES,
+                                 choose_workflow)
 from support.git_support import init_and_commit
 from support.scripted_agent import run_scripted
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
-FIX = {"tool_calls": [{"name": "edit_file", "arguments": {"path": "calc.py", "old_string": "a - b",
-                                                          "new_string": "a + b"}}]}
-WRONG = {"tool_calls": [{"name": "edit_file", "arguments": {"path": "calc.py", "old_string": "a - b",
-                                                            "new_string": "a * b"}}]}
+DIAGNOSIS = {"text": "add() subtracts; it must return a + b."}
+FIX = {"text": "```python\ndef add(a, b):\n    return a + b\n```"}
+WRONG = {"text": "```python\ndef add(a, b):\n    return a * b\n```"}  # fails another way: 6 == 5
+NO_BETTER = {"text": "```python\ndef add(a, b):\n    return a - b  # fixed\n```"}  # fails as before
+ANSWERED = {"text": "add() now adds; the test passes."}
+
+DIAGNOSE = TurnOptions(reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
+REWRITE = TurnOptions(reply=Reply("code", language="python"))
+ANSWER = TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
+
+
+def sampled_diagnosis(attempt: int) -> TurnOptions:
+    return TurnOptions(sampling=TurnSampling(*ATTEMPT_SAMPLING, seed=attempt),
+                       reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
 
 
 @pytest.fixture
@@ -38,103 +45,150 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def run(root: Path, turns: list[dict], task: str = "The tests fail. Fix calc.py.", workflow: str = "fix"):
-    _, backend, events, result = run_scripted(root, turns, task, Limits(workflow=workflow, look_first=True))
-    return result, backend, events
+    agent, backend, events, result = run_scripted(root, turns, task, Limits(workflow=workflow))
+    return result, backend, events, agent
 
 
 def calls(events: list) -> list[tuple[str, str]]:
     return [(e.id.split("_")[0], e.name) for e in events if type(e).__name__ == "ToolCallEvent"]
 
 
-EDIT_ONLY = TurnOptions(require_call=True, avoid_tools=frozenset(TOOLS) - EDIT_TOOLS)
-ANSWER = TurnOptions(avoid_tools=frozenset(TOOLS))
-
-
-def test_reproduce_locate_edit_validate_answer(repo):
-    result, backend, events = run(repo, [FIX, {"text": "Fixed add(); the tests pass."}])
-    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+def test_reproduce_locate_diagnose_rewrite_validate_answer(repo):
+    result, backend, events, _ = run(repo, [DIAGNOSIS, FIX, ANSWERED])
+    assert result.status == "done" and result.answer == ANSWERED["text"]
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert calls(events) == [("agent", "shell"), ("agent", "read_file"), ("agent", "read_file"),
-                             ("call", "edit_file"), ("agent", "shell")]
+                             ("rewrite", "write_file"), ("agent", "shell")]
     shells = [e for e in events if type(e).__name__ == "ToolResultEvent" and e.name == "shell"]
     assert shells[0].is_error and not shells[1].is_error  # failing before the edit, passing after
-    assert backend.options_requested == [EDIT_ONLY, ANSWER]
+    assert backend.options_requested == [DIAGNOSE, REWRITE, ANSWER]
+    assert backend.tools_requested == [[], [], []]  # replies in a fixed shape: no tool definitions to prefill
     reads = [e.arguments["path"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "read_file"]
     assert reads == ["tests/test_calc.py", "calc.py"]  # the code the failing test imports, read last
+    request = backend.requests[0][-1]["content"]  # the file as it is, without read_file's line numbers
+    assert "```python\ndef add(a, b):\n    return a - b\n```" in request and "assert 5 == -1" in request or "add(2, 3)" in request
+    assert "The task: The tests fail. Fix calc.py." in request
 
 
-def test_a_failing_validation_goes_back_to_edit(repo):
-    undo = {"tool_calls": [{"name": "edit_file", "arguments": {"path": "calc.py", "old_string": "a * b",
-                                                               "new_string": "a + b"}}]}
-    result, backend, events = run(repo, [WRONG, undo, {"text": "Fixed."}])
+def test_a_failed_attempt_is_undone_and_the_next_one_sampled_from_the_same_start(repo):
+    result, backend, events, agent = run(repo, [DIAGNOSIS, NO_BETTER, {"text": "Use +."}, FIX, ANSWERED])
+    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+    assert backend.options_requested == [DIAGNOSE, REWRITE, sampled_diagnosis(1), REWRITE, ANSWER]
+    # the second attempt starts from the same conversation as the first, with no trace of it
+    assert backend.requests[2] == backend.requests[0]
+    assert calls(events)[3:] == [("rewrite", "write_file"), ("agent", "shell"), ("agent", "write_file"),
+                                 ("rewrite", "write_file"), ("agent", "shell")]
+    restore = [e for e in events if type(e).__name__ == "ToolCallEvent" and e.id.startswith("agent")][-2]
+    assert restore.arguments == {"path": "calc.py", "content": CALC}
+    assert not any("# fixed" in str(m.get("content")) for m in agent.messages)
+
+
+def test_an_attempt_that_fails_another_way_is_undone_too(repo):
+    result, backend, events, _ = run(repo, [DIAGNOSIS, WRONG, DIAGNOSIS, FIX, ANSWERED])
     assert result.status == "done"
-    assert [name for _, name in calls(events)].count("shell") == 3  # reproduce, two validations
-    assert backend.options_requested == [EDIT_ONLY, EDIT_ONLY, ANSWER]
+    assert backend.requests[2] == backend.requests[0]  # no trace of `a * b` and its failure
+    assert ("agent", "write_file") in calls(events)
 
 
-def test_edits_that_change_nothing_are_not_validated(repo):
-    miss = {"tool_calls": [{"name": "edit_file", "arguments": {"path": "calc.py", "old_string": "nope",
-                                                               "new_string": "x"}}]}
-    result, _, events = run(repo, [miss, FIX, {"text": "Fixed."}])
-    assert result.status == "done"
-    assert [name for _, name in calls(events)].count("shell") == 2
-
-
-def test_when_validations_keep_failing_the_free_loop_takes_over(repo):
-    edits = []
-    for i in range(MAX_EDIT_ROUNDS):
-        edits.append({"tool_calls": [{"name": "write_file",
-                                      "arguments": {"path": "calc.py", "content": f"def add(a, b):\n    return {i}\n"}}]})
-    result, backend, _ = run(repo, edits + [{"text": "I could not fix it."}])
-    assert backend.options_requested[:MAX_EDIT_ROUNDS] == [EDIT_ONLY] * MAX_EDIT_ROUNDS
-    assert backend.options_requested[MAX_EDIT_ROUNDS] == TurnOptions()  # free: no plan, no required call
+def test_after_max_attempts_the_free_loop_takes_over_with_the_files_as_they_were(repo):
+    attempts = [turn for _ in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, NO_BETTER)]
+    result, backend, _, agent = run(repo, attempts + [{"text": "I could not fix it."}])
+    assert backend.options_requested[-1] == TurnOptions()  # free: the model's own loop
+    assert backend.tools_requested[-1]  # with its tools
+    assert [o.sampling.seed for o in backend.options_requested[2:-1:2]] == list(range(1, MAX_ATTEMPTS))
+    assert (repo / "calc.py").read_text() == CALC and agent.workflow.stage == "free"
     assert result.status == "done"
 
 
-def test_auto_leaves_questions_and_passing_commands_to_the_free_loop(repo):
-    result, backend, events = run(repo, [{"tool_calls": [{"name": "read_file", "arguments": {"path": "calc.py"}}]},
-                                         {"text": "It subtracts."}],
-                                  task="What does add() in calc.py do?", workflow="auto")
-    assert calls(events) == [("call", "read_file")]
-    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
-    subprocess.run(["git", "commit", "-qam", "fixed"], cwd=repo, check=True)
-    result, backend, events = run(repo, [{"text": "Nothing to fix."}], task="Tidy calc.py.", workflow="auto")
-    assert calls(events) == [("agent", "shell")]  # reproduced, passed: the model is on its own
-    assert backend.options_requested == [TurnOptions(require_call=True)]  # look_first: the model looks too
+def test_a_rewrite_identical_to_the_file_is_not_run_again(repo):
+    same = {"text": f"```python\n{CALC}```"}
+    result, _, events, _ = run(repo, [DIAGNOSIS, same, DIAGNOSIS, FIX, ANSWERED])
+    assert result.status == "done"
+    assert [name for _, name in calls(events)].count("shell") == 2  # the unchanged file is known to fail
+
+
+def test_the_model_chooses_among_several_files(repo):
+    (repo / "ops.py").write_text("from calc import add\n\n\ndef twice(a):\n    return add(a, a)\n")
+    init_and_commit(repo)
+    choice = {"text": '["calc.py"]'}
+    result, backend, _, _ = run(repo, [choice, DIAGNOSIS, FIX, ANSWERED], task="add() in calc.py is used by twice() in ops.py; the tests fail. Fix it.")
+    assert result.status == "done"
+    chosen = backend.options_requested[0].reply
+    assert chosen.kind == "json" and set(chosen.schema["items"]["enum"]) == {"calc.py", "ops.py"}
+    assert "tests/test_calc.py" not in chosen.schema["items"]["enum"]  # the failing tests are the specification
+    assert "This is `ops.py`" not in backend.requests[1][-1]["content"]  # only the chosen file is shown for the diagnosis
+
+
+def test_a_question_is_answered_after_the_agent_reads_what_it_names(repo):
+    result, backend, events, _ = run(repo, [{"text": "It subtracts b from a."}],
+                                     task="What does `add` return?")
+    assert result.status == "done" and result.answer == "It subtracts b from a."
+    assert ("agent", "read_file") in calls(events) and ("rewrite", "write_file") not in calls(events)
+    assert backend.options_requested == [ANSWER]
+    assert "What does `add` return?" in backend.requests[0][-1]["content"]
+
+
+def test_a_question_that_points_nowhere_in_a_big_repository_is_left_to_the_model(repo):
+    for i in range(10):
+        (repo / f"module_{i}.py").write_text(f"VALUE = {i}\n")
+    init_and_commit(repo)
+    result, backend, events, agent = run(repo, [{"text": "A calculator."}], task="What is this project about?")
+    assert agent.workflow.stage == "free" and calls(events) == []
+    assert backend.options_requested == [TurnOptions()] and result.answer == "A calculator."
+
+
+def test_a_new_file_the_task_names_is_written_and_then_validated_by_the_tests_it_adds(tmp_path, monkeypatch):
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "mathutil.py").write_text("def double(x):\n    return 2 * x\n")
+    init_and_commit(root)
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    tests = {"text": "```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 4\n```"}
+    result, backend, events, _ = run(root, [{"text": '["test_mathutil.py"]'}, DIAGNOSIS, tests, ANSWERED],
+                                     task="Write tests for mathutil.py in test_mathutil.py.")
+    assert result.status == "done" and (root / "test_mathutil.py").exists()
+    assert calls(events)[-1] == ("agent", "shell")  # the tests it wrote ran, and passed
+    assert "`test_mathutil.py` does not exist yet." in backend.requests[1][-1]["content"]
+
+
+def test_a_rewrite_cut_at_its_token_limit_ends_the_run_as_a_limit(repo):
+    cut = {"text": "```python\ndef add(a, b):\n", "finish_reason": "length"}
+    result, _, _, _ = run(repo, [DIAGNOSIS, cut])
+    assert result.status == "limit" and (repo / "calc.py").read_text() == CALC
+
+
+def test_a_file_too_long_to_write_whole_leaves_the_model_on_its_own(repo):
+    (repo / "calc.py").write_text(CALC + "\n" * MAX_REWRITE_LINES)
+    init_and_commit(repo)
+    result, backend, _, agent = run(repo, [{"text": "Too long for me."}])
+    assert agent.workflow.stage == "free" and backend.options_requested == [TurnOptions()]
 
 
 def test_free_runs_no_steps_of_its_own(repo):
-    _, _, events = run(repo, [{"text": "Done."}], workflow="free")
-    assert calls(events) == []
-
-
-@pytest.mark.parametrize("task, expected", [
-    ("`pytest` fails in tests/test_stats.py.", "python -m pytest -q"),
-    ("Running `python serve.py example.env` crashes.", "python serve.py example.env"),
-    ("Rename `get_usr` to `get_user`.", "python -m pytest -q"),  # not a command: the suite
-])
-def test_the_command_comes_from_the_task_or_the_tests(repo, task, expected):
-    assert find_command(task, repo) == expected
-
-
-def test_no_command_without_one_named_or_tests(tmp_path):
-    assert find_command("Make it faster.", tmp_path) is None
-    assert choose_workflow("fix", "Make it faster.", tmp_path) is None
-    with pytest.raises(ValueError, match="unknown workflow"):
-        choose_workflow("agentless", "x", tmp_path)
-
-
-def test_questions(repo):
-    assert is_question("Which port does it use?") and not is_question("Fix the port.")
-
-
-def test_located_files_stay_inside_the_repository(repo):
-    output = 'File "/usr/lib/python3/os.py", line 1\nFile "calc.py", line 2\n../../etc/passwd'
-    assert located_files("see tests/test_calc.py", output, repo) == ["calc.py", "tests/test_calc.py"]
+    _, _, events, agent = run(repo, [{"text": "Done."}], workflow="free")
+    assert calls(events) == [] and agent.workflow is None
 
 
 def test_a_command_that_may_not_run_leaves_the_model_on_its_own(repo):
     agent, backend, _, result = run_scripted(repo, [{"text": "I cannot run the tests here."}],
-                                             "The tests fail. Fix calc.py.", Limits(workflow="fix", look_first=True),
+                                             "The tests fail. Fix calc.py.", Limits(workflow="fix"),
                                              mode="ask")  # headless ask: shell denied
     assert agent.workflow.stage == "free" and result.status == "done"
-    assert backend.options_requested == [TurnOptions(require_call=True)]  # no edit-only plan, no reads forced
+    assert backend.options_requested == [TurnOptions()]  # no plan, no reads forced
+
+
+def test_auto_gives_the_workflow_to_small_models_only(tmp_path):
+    task = "Fix calc.py."
+    assert choose_workflow("auto", task, tmp_path, model_parameters=1_500_000_000) is not None
+    assert choose_workflow("auto", "What does calc.py do?", tmp_path, model_parameters=1_500_000_000) is not None
+    assert choose_workflow("auto", "Hello there", tmp_path, model_parameters=1_500_000_000) is None
+    assert choose_workflow("auto", task, tmp_path, model_parameters=27_000_000_000) is None
+    assert choose_workflow("auto", task, tmp_path) is None  # a server's model: size unknown
+    assert choose_workflow("fix", task, tmp_path, model_parameters=27_000_000_000) is not None
+    assert choose_workflow("free", task, tmp_path, model_parameters=1) is None
+
+
+def test_unknown_workflows_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown workflow"):
+        choose_workflow("agentless", "x", tmp_path)
+    assert choose_workflow("fix", "Make it faster.", tmp_path).command is None

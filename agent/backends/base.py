@@ -36,12 +36,31 @@ class TurnSampling:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A turn answered in a fixed shape instead of in prose or calls (a workflow's question):
+    `text`, prose without calls or code; `code`, one fenced block in `language`; `json`, one JSON
+    value matching `schema`. `max_tokens` bounds the turn (None: the backend's bound)."""
+
+    kind: str  # "text", "code" or "json"
+    language: str = ""
+    schema: dict[str, Any] | None = None
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("text", "code", "json"):
+            raise ValueError(f"a reply is 'text', 'code' or 'json', not '{self.kind}'")
+        if self.kind == "json" and self.schema is None:
+            raise ValueError("a json reply needs a schema")
+
+
+@dataclass(frozen=True)
 class TurnOptions:
     """What one turn asks of the backend beyond the conversation (each where the backend can)."""
 
     sampling: TurnSampling | None = None  # instead of the backend's own (the turn after a steered repeat)
     require_call: bool = False  # a tool call, not an answer (OpenAI's tool_choice "required")
     avoid_tools: frozenset[str] = frozenset()  # offered (the prompt stays the same) but not callable this turn
+    reply: Reply | None = None  # the turn's shape, no calls (the prompt's tools stay, for the cache)
 
 
 @dataclass

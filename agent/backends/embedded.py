@@ -16,7 +16,7 @@ from typing import Any, Callable
 from inference import Engine, EngineError, SamplingParams
 
 from agent.backends.base import Message, ModelError, ModelTurn, TurnOptions, TurnStats
-from agent.backends.tool_grammar import call_format, tool_turn_grammar
+from agent.backends.tool_grammar import call_format, reply_grammar, tool_turn_grammar
 from agent.core.toolcalls import THINK_CLOSE, parse_tool_calls, tool_protocol_prompt
 
 # A model that invents a tool's answer instead of waiting for it has stopped doing useful work.
@@ -40,9 +40,13 @@ class EmbeddedBackend:
         self.call_format = call_format(source)
         self.thinking = source is not None and THINK_CLOSE in source
         self._grammars: dict[str, str] = {}
+        self.model_parameters = engine.parameter_count  # `--workflow auto` gives small models the fix workflow
 
     def grammar(self, tools: list[dict[str, Any]], options: TurnOptions = TurnOptions()) -> str | None:
         """The grammar a turn offered `tools` is generated in (None: unconstrained)."""
+        reply = options.reply
+        if reply is not None:  # a fixed shape is the whole turn; without constraints the prompt asks for it
+            return reply_grammar(reply.kind, reply.language, reply.schema) if self.constrain else None
         callable_tools = [t for t in tools if t["function"]["name"] not in options.avoid_tools]
         if not (self.constrain and callable_tools):
             return None
@@ -97,8 +101,9 @@ class EmbeddedBackend:
             sampling = options.sampling
             params = self.sampling if sampling is None else replace(
                 self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
+            grammar = self.grammar(tools, options)
             stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
-                                        stop=STOP_STRINGS, on_prefill=on_progress, grammar=self.grammar(tools, options))
+                                        stop=() if grammar else STOP_STRINGS, on_prefill=on_progress, grammar=grammar)
             for delta in stream:
                 if on_text:
                     on_text(delta)

@@ -214,6 +214,12 @@ class OpenAIBackend:
             # "auto": an answer or calls, as the embedded backend's grammar allows; the server's own
             # parser (llama-server --jinja, vLLM's tool parsers) then returns structured calls
             body["tools"], body["tool_choice"] = tools, "required" if options.require_call else "auto"
+        if options.reply is not None:
+            if tools:
+                body["tool_choice"] = "none"  # a workflow's question: the tools stay in the prompt, unused
+            if options.reply.kind == "json":
+                body["response_format"] = {"type": "json_schema",
+                                           "json_schema": {"name": "reply", "schema": options.reply.schema}}
         limit = self.max_tokens if max_tokens is None else max_tokens
         if limit is not None:
             body["max_tokens"] = limit

@@ -56,6 +56,7 @@ class ScriptedBackend:
         self.requests: list[list[Message]] = []  # what the agent sent, for tests
         self.max_tokens_requested: list[int | None] = []  # each request's max_tokens, for tests
         self.options_requested: list[TurnOptions] = []  # each request's turn options, for tests
+        self.tools_requested: list[list[str]] = []  # the names of each request's tools, for tests
 
     @classmethod
     def from_file(cls, path: Path, context_window: int = 32768) -> "ScriptedBackend":
@@ -78,6 +79,7 @@ class ScriptedBackend:
         self.requests.append([dict(m) for m in messages])
         self.max_tokens_requested.append(max_tokens)
         self.options_requested.append(options)
+        self.tools_requested.append([t["function"]["name"] for t in tools])
         if not self.turns:
             raise ModelError("the script has no more turns")
         spec = self.turns.pop(0)

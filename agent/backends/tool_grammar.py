@@ -58,13 +58,34 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
         # a required call starts at once (else prose could run on and never open one)
         'head: "<tool_call>"' if require_call else "head[lazy]: HEAD",
         f"HEAD: /(?s:.*)<tool_call>/ & ~/(?s:.*)({contains_in_head}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
-        f"ANSWER: /(?s:.*)\\S(?s:.*)/ & ~/(?s:.*)({contains}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/",
+        _answer_terminal(contains),
     ]
     if thinking:
         lines.append("reasoning[lazy]: /(?s:.*)<\\/think>/")
     lines.append(_json_body(functions))
     lines += _hermes_calls() if call_format == HERMES else _xml_calls(functions)
     return "\n".join(lines) + "\n"
+
+
+def _answer_terminal(forbidden: str) -> str:
+    """Prose: not empty, none of the `forbidden` alternatives, no call object, not opening as code."""
+    return f"ANSWER: /(?s:.*)\\S(?s:.*)/ & ~/(?s:.*)({forbidden}|{_CALL_OBJECT})(?s:.*)/ & ~/{_CALL_START}(?s:.*)/"
+
+
+def reply_grammar(kind: str, language: str = "", schema: dict[str, Any] | None = None) -> str:
+    """The grammar of a turn answered in a fixed shape: `text`, prose with no calls; `code`, one
+    fenced block opened with `language` and nothing after it; `json`, one JSON value matching
+    `schema`."""
+    if kind == "text":
+        forbidden = "|".join(_regex_literal(m) for m in _MARKUP + ("```",))
+        return f"%llguidance {{}}\nstart: ANSWER\n{_answer_terminal(forbidden)}\n"
+    if kind == "code":
+        # lazy: the block ends at the first closing fence
+        return "\n".join(["%llguidance {}", f"start: {_lark_string('```' + language + chr(10))} code",
+                          "code[lazy]: /(?s:.*)\\n```/"]) + "\n"
+    if kind == "json":
+        return f"%llguidance {{}}\nstart: %json {json.dumps({**(schema or {}), 'x-guidance': _JSON_STYLE}, ensure_ascii=False)}\n"
+    raise ValueError(f"a reply is 'text', 'code' or 'json', not '{kind}'")
 
 
 def _json_body(functions: list[dict[str, Any]]) -> str:

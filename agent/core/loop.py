@@ -63,7 +63,7 @@ class Limits:
     max_turns: int = 30
     max_seconds: float | None = None
     look_first: bool = False  # the first turn of a task must call a tool: no answer before looking
-    workflow: str = "free"  # "free", "fix" or "auto" (core/workflow.py)
+    workflow: str = "auto"  # "free", "fix" or "auto" (core/workflow.py)
     steer: bool = True  # repeated calls are steered away (core/repetition.py) instead of run
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
@@ -137,9 +137,10 @@ class Agent:
         self.env.workspace.cancel.clear()
         self.add({"role": "user", "content": task})
         try:
-            self.workflow = choose_workflow(self.limits.workflow, task, self.env.workspace.root)
+            self.workflow = choose_workflow(self.limits.workflow, task, self.env.workspace.root,
+                                            getattr(self.backend, "model_parameters", None))
             if self.workflow is not None:
-                self.workflow.start(self, task, force=self.limits.workflow == "fix")
+                self.workflow.start(self)
             while True:
                 self.step()
         except KeyboardInterrupt:
@@ -157,8 +158,13 @@ class Agent:
     def step(self) -> None:
         self._check_limits()
         self.compact()
+        if self.workflow is not None:
+            self.workflow.before_turn(self)
         turn = self.query()
         self.turns += 1
+        if self.workflow is not None and self.workflow.expects_reply():
+            self._reply(turn)
+            return
         # a malformed turn keeps its text (the model should see what it wrote) but runs no calls
         calls = [] if turn.format_error else turn.tool_calls
         self.add({"role": "assistant", "content": turn.text, "raw": turn.raw or turn.text, "reasoning": turn.reasoning,
@@ -178,6 +184,30 @@ class Agent:
         if self.workflow is not None:
             self.workflow.after_turn(self, turn.tool_calls)
 
+    def _reply(self, turn: ModelTurn) -> None:
+        """A workflow's question answered in its fixed shape: the reply stays as the model wrote it,
+        with the calls it stands for (a rewritten file is a write_file), which then run."""
+        assert self.workflow is not None
+        raw = turn.raw or turn.text
+        if turn.finish_reason == "length" and not self.workflow.cut_reply_is_fine():
+            raise LimitReached(f"the model's reply stopped at its token limit ({turn.stats.generated_tokens} tokens)")
+        answer = self.workflow.stage == "answer"
+        calls = [] if answer else self.workflow.on_reply(self, raw)
+        self.add({"role": "assistant", "content": raw, "raw": raw, "reasoning": turn.reasoning,
+                  "tool_calls": [c.as_dict() for c in calls]})
+        self.emit(AssistantEvent(self.turns, raw, turn.reasoning))
+        self.emit(StatsEvent(self.turns, turn.stats))
+        if answer:
+            raise Done(raw.strip())
+        for call in calls:  # the workflow's calls: a known result is its to judge, not the repeat guard's
+            self.execute(call, own=True)
+        self.workflow.after_turn(self, calls)
+
+    def rewind(self, length: int) -> None:
+        """Cut the conversation back to its first `length` messages (the session file keeps the
+        whole record); a workflow undoes a failed attempt this way."""
+        self.session.replace_messages(self.messages[:length])
+
     def workspace_state(self) -> str:
         """A fingerprint of the workspace's files (see core/repetition.py)."""
         return self._workspace_state()
@@ -190,15 +220,19 @@ class Agent:
         raw = format_tool_call(name, arguments)
         self.add({"role": "assistant", "content": "", "raw": raw, "reasoning": "", "tool_calls": [call.as_dict()]})
         self.emit(AssistantEvent(self.turns, "", ""))
-        return self.execute(call)
+        return self.execute(call, own=True)
 
     def query(self) -> ModelTurn:
         self._streamed = ""
         self._check_interrupt()
         try:
             options = self._turn_options()
-            turn = self.backend.complete(self.messages, self.env.tool_specs(), on_text=self._on_text,
-                                         on_progress=self._on_prefill, options=options)
+            # a reply in a fixed shape calls no tools: leaving their definitions out of the prompt
+            # saves a small model a thousand tokens of prefill per task
+            tools = [] if options.reply else self.env.tool_specs()
+            turn = self.backend.complete(self.messages, tools, on_text=self._on_text,
+                                         on_progress=self._on_prefill, options=options,
+                                         max_tokens=options.reply.max_tokens if options.reply else None)
         except ModelError as e:
             raise ModelFailure(f"the model failed: {e}") from e
         self._streamed = ""
@@ -215,8 +249,9 @@ class Agent:
         avoid = (planned.avoid_tools if planned else frozenset()) | steered
         if avoid >= set(self.env.tools) and require_call:
             avoid = frozenset()  # a call is required and every tool is out of reach: let the steer go
-        return TurnOptions(sampling=steered_sampling(self._steers_total) if steered else None,
-                           require_call=require_call, avoid_tools=avoid)
+        sampling = steered_sampling(self._steers_total) if steered else (planned.sampling if planned else None)
+        return TurnOptions(sampling=sampling, require_call=require_call, avoid_tools=avoid,
+                           reply=planned.reply if planned else None)
 
     def _on_text(self, delta: str) -> None:
         self._check_interrupt()
@@ -227,12 +262,13 @@ class Agent:
         self._check_interrupt()
         self.emit(PrefillProgressEvent(done, total))
 
-    def execute(self, call: ToolCall) -> tuple[str, bool]:
+    def execute(self, call: ToolCall, own: bool = False) -> tuple[str, bool]:
+        """Run one call; `own`: the agent's call (a workflow step), which is never steered away."""
         diff = self.env.preview(call)
         shown_diff = diff if diff and len(diff) <= EVENT_DIFF_CHARS else None
         self.emit(ToolCallEvent(self.turns, call.id, call.name, call.arguments, shown_diff))
         state = self._workspace_state()
-        steering = self.repeats.steering(call, state) if self.limits.steer else None
+        steering = self.repeats.steering(call, state) if self.limits.steer and not own else None
         if steering:
             return self._steer(call, steering)
         tool = self.env.tools.get(call.name)
@@ -247,7 +283,7 @@ class Agent:
         if tool.access != "read":
             self._workspace_state.note_write()
         failed_again = self.repeats.record(call, self.turns, state, result.output, result.is_error)
-        failed_again = failed_again if self.limits.steer else None
+        failed_again = failed_again if self.limits.steer and not own else None
         if failed_again:
             outcome = self._steer(call, failed_again, result.output + "\n\n" + failed_again, result.data)
         else:

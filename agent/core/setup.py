@@ -128,7 +128,7 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
                     max_seconds=settings.max_time or config.agent.get("max_time"),
                     look_first=_flag_or_config(settings.look_first, config.agent, "look_first", False),
                     steer=_flag_or_config(settings.steer, config.agent, "steer", True),
-                    workflow=settings.workflow or str(config.agent.get("workflow", "free")))
+                    workflow=settings.workflow or str(config.agent.get("workflow", "auto")))
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
     init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),

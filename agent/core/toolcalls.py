@@ -28,6 +28,7 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z_]*)[ \t]*\n?(.*?)```", re.DOTALL)
 _CALL_FENCES = {"json", "tool_call", ""}
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _OPEN_TAG = re.compile(r"<([A-Za-z_][\w-]*)>")
+_CUT_CALL = re.compile(r'\{\s*"name"\s*:\s*"([^"\n]{1,80})"\s*,\s*"arguments"\s*:')  # a call whose JSON may never close
 _FILE_NAME = re.compile(r"[/\\]|\.[A-Za-z0-9]{1,5}$")  # a path or an extension: a file, never a tool
 
 @dataclass
@@ -344,6 +345,11 @@ def _bare_calls(text: str) -> tuple[list[tuple[int, int]], list[_Found]]:
         try:
             value, end = decoder.raw_decode(masked, pos)
         except json.JSONDecodeError:
+            cut = _CUT_CALL.match(masked, pos)
+            if cut:  # a call that stops before its JSON closes (the turn ended or was cut in it)
+                spans.append((pos, len(masked)))
+                found.append(f"the call to '{cut.group(1)}' is cut off: its JSON never closes")
+                break
             pos = masked.find("{", pos + 1)
             continue
         if _is_call_shaped(value) or _is_tool_schema(value):

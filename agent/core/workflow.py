@@ -1,14 +1,22 @@
 """A fixed workflow for small models (Agentless-like): reproduce -> locate -> edit -> validate.
 
-A 0.5B-1.5B model in a free loop rarely runs the failing command on its own, and reads the same
-file again instead of editing it. With `--workflow fix` (or `auto`, which picks it when the task
-asks for a change and the repository has a command that fails), the agent itself runs the command
-the task names (else the test suite), reads the files the failure and the task point at, and
-then asks the model for edits only; after each edit it runs the command again and feeds the
-result back, and once it passes the model writes the answer. The agent's own steps go through
-the same tools, permissions and events as the model's calls, and sit in the conversation as the
-agent's calls, so the model sees a worked pattern. When edits keep failing, the free loop takes
-over. `free` is the plain loop.
+A 0.5B-1.5B model in a free loop rarely runs the failing command on its own, reads the same file
+again instead of editing it, and copies line numbers or a tool result into the file it writes.
+With `--workflow fix` (or `auto`), the agent itself runs the command the task names (else the test
+suite) and reads the files the task and the failure point at (core/locate.py); it asks the model
+only what a small model is good at, each in a fixed shape held by the grammar: which of those
+files to change (a JSON list, when there is a choice), what must change in them (a sentence or
+two; asked for a whole file at once, a 1.5B copies it unchanged), then each file's whole new text
+as one code block, which the agent writes with write_file. Then it runs the command again.
+
+An attempt that fails is undone (files and conversation back to where the attempt began) and the
+next attempt samples the diagnosis with a seed of its own, so the attempts are independent draws
+and the command picks the one that works (best-of-n with the tests as the judge). Shown its failed
+attempt and the new output, a 1.5B wrote the same diagnosis again word for word (measured:
+docs/benchmarks.md), so a failed attempt is not kept as feedback. Once the command passes, or for a question once the files
+are read, the model writes the answer. The agent's own steps go through the same tools,
+permissions and events as the model's calls. After MAX_ATTEMPTS, or when a file is too big to
+write whole, the free loop takes over. `free` is the plain loop.
 """
 
 from __future__ import annotations
@@ -18,146 +26,236 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.backends.base import ToolCall, TurnOptions
+from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
+from agent.core.locate import asks_for_change, find_command, is_question, is_test, located_files, new_files, test_command
 from agent.core.permissions import DENIED
+from agent.prompts import render_prompt
 
 if TYPE_CHECKING:
     from agent.core.loop import Agent
 
 WORKFLOWS = ("auto", "fix", "free")
-# the edit stage's tools; the agent has read what the failure points at, and a small model offered
-# read_file reads it again
-EDIT_TOOLS = frozenset({"edit_file", "write_file"})
-MAX_EDIT_ROUNDS = 4  # failed validations before the free loop takes over
-MAX_LOCATED_FILES = 3
-COMMAND_WORDS = ("pytest", "python", "python3", "npm", "make", "cargo", "go", "node", "bash", "sh", "./")
-_BACKTICKED = re.compile(r"`([^`\n]+)`")
-_PATH = re.compile(r"[\w./-]+\.[A-Za-z]{1,4}\b")
-_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
-
-
-def find_command(task: str, root: Path) -> str | None:
-    """The command that shows the problem: one the task names in backticks, else the test suite
-    when the repository has Python tests; None when there is neither."""
-    for snippet in _BACKTICKED.findall(task):
-        words = snippet.split()
-        if words and words[0].startswith(COMMAND_WORDS):
-            return "python -m pytest -q" if words == ["pytest"] else snippet
-    if any(root.glob("test_*.py")) or any(root.glob("tests/**/test_*.py")) or any(root.glob("*_test.py")):
-        return "python -m pytest -q"
-    return None
-
-
-def is_question(task: str) -> bool:
-    return "?" in task
-
-
-def located_files(task: str, output: str, root: Path) -> list[str]:
-    """Repository files the task and the failure point at, most relevant first: code before tests,
-    the task's own mentions before the failure's, then what the failing tests import."""
-    mentioned: list[str] = []
-    for text in (task, output):
-        for match in _PATH.findall(text):
-            relative = _inside(root, match)
-            if relative and relative not in mentioned:
-                mentioned.append(relative)
-    for test in [p for p in mentioned if _is_test(p)]:
-        for module in _imported_modules(root / test):
-            candidate = _inside(root, module.replace(".", "/") + ".py")
-            if candidate and candidate not in mentioned:
-                mentioned.append(candidate)
-    code = [p for p in mentioned if not _is_test(p)]
-    tests = [p for p in mentioned if _is_test(p)]
-    return (code + tests)[:MAX_LOCATED_FILES]
-
-
-def _inside(root: Path, name: str) -> str | None:
-    path = Path(name)
-    candidates = [path] if path.is_absolute() else [root / path]
-    if not path.is_absolute() and "/" not in name:
-        candidates += sorted(root.glob(f"*/{name}"))[:1]
-    for candidate in candidates:
-        try:
-            resolved = candidate.resolve()
-            relative = resolved.relative_to(root.resolve())
-        except (OSError, ValueError):
-            continue
-        if resolved.is_file() and ".git" not in relative.parts:
-            return relative.as_posix()
-    return None
-
-
-def _is_test(path: str) -> bool:
-    name = Path(path).name
-    return name.startswith("test_") or name.endswith("_test.py") or "tests" in Path(path).parts
-
-
-def _imported_modules(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return [a or b for a, b in _IMPORT.findall(text)]
+SMALL_MODEL_PARAMETERS = 4_000_000_000
+MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
+MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
+MAX_FAILURE_LINES = 40
+DIAGNOSIS_TOKENS = 160
+ANSWER_TOKENS = 400
+ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
+LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
+             ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
+_NUMBERED = re.compile(r"^ *\d+\t(.*)$")
+_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
 
 @dataclass
 class FixWorkflow:
-    """The stages: reproduce and locate happen in start(); then `edit` (the model may only
-    edit) and validation after each turn that wrote; `answer` once the command passes; `free`
-    when the model is on its own."""
+    """Stages: reproduce and locate happen in start(); then `choose` (which files to change),
+    `diagnose` (what must change), `rewrite` (one file per turn) and validation after the last
+    file, which starts a new attempt or leads to `answer`; `free` when the model is on its own."""
 
-    command: str
-    stage: str = "edit"
-    failed_validations: int = 0
-    tools_offered: frozenset[str] = field(default_factory=frozenset)
-    checked_state: str = ""  # the workspace state the command last ran in
+    task: str
+    command: str | None
+    stage: str = "diagnose"
+    question: bool = False
+    candidates: list[str] = field(default_factory=list)  # files the model may change or create
+    targets: list[str] = field(default_factory=list)  # chosen; rewritten in order
+    written: int = 0  # targets written in this attempt
+    original: dict[str, str | None] = field(default_factory=dict)  # each file's text before the edits (None: new)
+    failure: str = ""  # the command's output before the edits
+    attempt: int = 0  # attempts that failed so far
+    attempt_start: int = 0  # the conversation's length where each attempt starts
+    failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
+    _asked: bool = False  # this stage's request is in the conversation
 
-    def start(self, agent: Agent, task: str, force: bool) -> None:
-        self.tools_offered = frozenset(agent.env.tools)
-        output, failed = self._check(agent, agent.workspace_state())
+    def start(self, agent: Agent) -> None:
+        root = agent.env.workspace.root
+        self.question = is_question(self.task)
+        output, failed = self._check(agent) if self.command and not self.question else ("", False)
         if output.startswith(DENIED):
             self.stage = "free"  # the command may not run here (ask mode, headless): no way to validate
             return
-        if not failed and not force:
-            self.stage = "free"  # nothing to reproduce: the task is not a fix
-            return
+        self.failure = output if failed else ""
+        located = located_files(self.task, output, root)
         # the code to change is read last, so it is what the model saw most recently
-        for path in reversed(located_files(task, output, agent.env.workspace.root)):
-            agent.act("read_file", {"path": path})
+        for path in reversed(located):
+            self._read(agent, path)
+        if self.question:  # answered from what was read; with nothing found, the model looks itself
+            self._enter("answer" if self.original else "free")
+            return
+        # the tests a failing command runs are the task's specification, not something to change
+        spec = {p for p in located if is_test(p)} if failed else set()
+        self.candidates = [p for p in located if p not in spec and p in self.original]
+        self.candidates += [p for p in new_files(self.task, root) if p not in self.candidates]
+        for path in self.candidates:
+            self.original.setdefault(path, None)
+        if not self.candidates:
+            self._enter("free")
+        elif len(self.candidates) == 1:
+            self.targets = list(self.candidates)
+            self._begin_attempt(agent)
+        else:
+            self._enter("choose")
+
+    # -- the loop's hooks ------------------------------------------------------------------------
+
+    def before_turn(self, agent: Agent) -> None:
+        """Put this stage's request in the conversation (once per request)."""
+        if self._asked or self.stage == "free":
+            return
+        self._asked = True
+        if self.stage == "choose":
+            text = render_prompt("workflow/choose_files.md", candidates=self.candidates)
+        elif self.stage == "diagnose":
+            files = [(path, _language(path), self.original.get(path)) for path in self.targets]
+            text = render_prompt("workflow/diagnose.md", files=files, failure=_trimmed(self.failure),
+                                 command=self.command, task=self.task)
+        elif self.stage == "rewrite":
+            path = self.targets[self.written]
+            text = render_prompt("workflow/rewrite_file.md", path=path, language=_language(path),
+                                 failure=bool(self.failure), command=self.command)
+        else:
+            text = render_prompt("workflow/answer.md", question=self.question, command=self.command, task=self.task)
+        agent.add({"role": "user", "content": text})
 
     def turn_options(self) -> TurnOptions | None:
-        if self.stage == "edit":
-            return TurnOptions(require_call=True, avoid_tools=self.tools_offered - EDIT_TOOLS)
+        if self.stage == "choose":
+            schema = {"type": "array", "items": {"enum": self.candidates}, "minItems": 1,
+                      "maxItems": len(self.candidates)}
+            return TurnOptions(reply=Reply("json", schema=schema))
+        if self.stage == "diagnose":
+            sampling = TurnSampling(*ATTEMPT_SAMPLING, seed=self.attempt) if self.attempt else None
+            return TurnOptions(sampling=sampling, reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
+        if self.stage == "rewrite":
+            return TurnOptions(reply=Reply("code", language=_language(self.targets[self.written])))
         if self.stage == "answer":
-            return TurnOptions(avoid_tools=self.tools_offered)
+            return TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
         return None
+
+    def expects_reply(self) -> bool:
+        return self.stage != "free"
+
+    def cut_reply_is_fine(self) -> bool:
+        return self.stage in ("diagnose", "answer")  # prose cut at its bound still says what it found
+
+    def on_reply(self, agent: Agent, text: str) -> list[ToolCall]:
+        """The calls a reply stands for: a rewrite is a write_file of the block's text; a choice
+        of files sets the targets; a diagnosis leads to the rewrites."""
+        if self.stage == "choose":
+            chosen = [p for p in self.candidates if f'"{p}"' in text]
+            self.targets = chosen or list(self.candidates)
+            self._begin_attempt(agent)
+            return []
+        if self.stage == "diagnose":
+            self._enter("rewrite")
+            return []
+        path = self.targets[self.written]
+        content = _code_block(text)
+        if content and not content.endswith("\n"):
+            content += "\n"
+        return [ToolCall(f"rewrite_{self.attempt}_{self.written}", "write_file", {"path": path, "content": content})]
 
     def after_turn(self, agent: Agent, calls: list[ToolCall]) -> None:
-        """Validate after a turn whose edits changed the workspace."""
-        if self.stage != "edit" or not any(call.name in EDIT_TOOLS for call in calls):
+        """After the last file of an attempt: validate, and undo the attempt when it fails."""
+        if self.stage != "rewrite" or not calls:
             return
-        state = agent.workspace_state()
-        if state == self.checked_state:
-            return  # the edits failed or changed nothing: the model sees why in their results
-        _, failed = self._check(agent, state)
+        self.written += 1
+        self._asked = False
+        if self.written < len(self.targets):
+            return
+        command = self.command or test_command(agent.env.workspace.root)  # tests the model may have written
+        if command is None:
+            self._enter("answer")
+            return
+        self.command = command
+        # files written as they were before, or as in an attempt that failed: the command's verdict is known
+        failed = agent.workspace_state() in self.failed_states or self._check(agent)[1]
         if not failed:
-            self.stage = "answer"
+            self._enter("answer")
             return
-        self.failed_validations += 1
-        if self.failed_validations >= MAX_EDIT_ROUNDS:
-            self.stage = "free"
+        self.attempt += 1
+        self._undo(agent)
+        if self.attempt >= MAX_ATTEMPTS:
+            self._enter("free")
+        else:
+            self._begin_attempt(agent)
 
-    def _check(self, agent: Agent, state: str) -> tuple[str, bool]:
-        """Run the command in the workspace `state` the caller has just read."""
-        self.checked_state = state
-        return agent.act("shell", {"command": self.command})
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _enter(self, stage: str) -> None:
+        self.stage, self._asked = stage, False
+
+    def _begin_attempt(self, agent: Agent) -> None:
+        self.written = 0
+        self.attempt_start = len(agent.messages)
+        self._enter("diagnose")
+
+    def _undo(self, agent: Agent) -> None:
+        """Put the targets back as they were and the conversation where the attempt began."""
+        for path in self.targets:
+            before = self.original.get(path)
+            if before is not None:
+                agent.act("write_file", {"path": path, "content": before})
+        agent.rewind(self.attempt_start)
+
+    def _check(self, agent: Agent) -> tuple[str, bool]:
+        state = agent.workspace_state()
+        output, failed = agent.act("shell", {"command": self.command})
+        if failed:
+            self.failed_states.add(state)
+        return output, failed
+
+    def _read(self, agent: Agent, path: str) -> None:
+        """Read `path` through the tools (its permissions hold) and keep its text."""
+        # a file too long to write whole is shown only in part (and so is not offered for rewriting)
+        output, failed = agent.act("read_file", {"path": path, "limit": MAX_REWRITE_LINES})
+        text = None if failed else _unnumbered(output)
+        if text is not None:
+            self.original[path] = text
 
 
-def choose_workflow(name: str, task: str, root: Path) -> FixWorkflow | None:
-    """The workflow for a task: None for the free loop."""
+def _unnumbered(output: str) -> str | None:
+    """A read_file result's text without its line numbers; None when it is not the whole file."""
+    if output.startswith("(") and output.endswith(" is empty)"):
+        return ""
+    lines = []
+    for line in output.split("\n"):
+        match = _NUMBERED.match(line)
+        if match is None:
+            return None  # a note: part of the file, or not a file at all
+        lines.append(match.group(1))
+    return "\n".join(lines) + "\n"
+
+
+def _code_block(text: str) -> str:
+    match = _FENCED.search(text)
+    return match.group(1) if match else text.strip()
+
+
+def _language(path: str) -> str:
+    return LANGUAGES.get(Path(path).suffix, "")
+
+
+def _trimmed(output: str) -> str:
+    """A failing command's output, the part that helps first: from the first failure or traceback,
+    at most MAX_FAILURE_LINES lines, and the summary line."""
+    lines = output.rstrip().split("\n")
+    start = next((i for i, line in enumerate(lines)
+                  if line.startswith(("_____", "Traceback", "E ", "FAILED", "ERROR"))), 0)
+    kept = lines[start:start + MAX_FAILURE_LINES]
+    if start + MAX_FAILURE_LINES < len(lines):
+        kept += ["[...]", lines[-1]]
+    return "\n".join(kept)
+
+
+def choose_workflow(name: str, task: str, root: Path, model_parameters: int | None = None) -> FixWorkflow | None:
+    """The workflow for a task: None for the free loop. `auto` gives the fix workflow to models of
+    at most SMALL_MODEL_PARAMETERS, for tasks that ask for a change or ask a question, and leaves
+    larger models, models of unknown size behind a server, and anything else to the free loop. The catalog's 0.5B and 1.5B solve more with it (docs/benchmarks.md);
+    the size past which the free loop wins is not measured, 4B is a guess."""
     if name not in WORKFLOWS:
         raise ValueError(f"unknown workflow '{name}'; use one of {', '.join(WORKFLOWS)}")
-    if name == "free" or (name == "auto" and is_question(task)):
-        return None
-    command = find_command(task, root)
-    return FixWorkflow(command) if command else None
+    small = model_parameters is not None and model_parameters <= SMALL_MODEL_PARAMETERS
+    if name == "free" or (name == "auto" and not (small and (asks_for_change(task) or is_question(task)))):
+        return None  # auto: a greeting or a request that is neither is the model's to handle
+    return FixWorkflow(task, find_command(task, root))

@@ -338,7 +338,7 @@ def add_parser(sub, parents: list) -> None:
     evaluate.add_argument("--time-limit", type=float, metavar="SECONDS",
                           help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600)")
     evaluate.add_argument("--max-turns", type=int, metavar="N", help="passed to `agent run` (default 30)")
-    evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: free)")
+    evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: auto)")
     evaluate.add_argument("--ablate", action="store_true",
                           help="run the suite once per configuration, adding the small-model levers one at a time "
                                "(no constraints; constraints only; + repeats steered; + look first; + fix workflow), "

@@ -76,9 +76,10 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
     agent = argparse.ArgumentParser(add_help=False, parents=[_backend_options(defaults)])
     agent.add_argument("--max-turns", type=int, metavar="N", default=default(None), help="stop after N model turns (default 30)")
     agent.add_argument("--workflow", choices=["free", "fix", "auto"], default=default(None),
-                       help="free: the model drives (default); fix: the agent runs the failing command, reads what it "
-                            "points at, asks only for edits and re-runs it after each; auto: fix when the task asks for "
-                            "a change and the command fails")
+                       help="auto (default): fix for embedded models of at most 4B parameters when the task asks "
+                            "for a change or a question, else free; fix: the agent runs the failing command, reads "
+                            "what it points at, asks the model what must change and for each file's new text, re-runs "
+                            "the command and retries from the start on failure; free: the model drives")
     agent.add_argument("--no-steer", dest="steer", action="store_false", default=default(None),
                        help="run repeated calls again instead of steering the model away from them ([agent] steer)")
     agent.add_argument("--look-first", dest="look_first", action="store_true", default=default(None),
