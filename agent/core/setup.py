@@ -20,6 +20,7 @@ from agent.prompts import render_prompt
 from agent.core.session import Session
 from agent.tools import TOOLS
 from agent.tools.base import Workspace
+from agent.tools.network import NETWORK_SETTINGS
 
 REPO_MAP_CHARS = 4000  # small models have small contexts; the map is a start, the tools do the rest
 
@@ -129,7 +130,10 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
                     look_first=_flag_or_config(settings.look_first, config.agent, "look_first", False),
                     steer=_flag_or_config(settings.steer, config.agent, "steer", True),
                     workflow=settings.workflow or str(config.agent.get("workflow", "auto")))
-    workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}")
+    network = str(config.agent.get("network", "auto"))
+    if network not in NETWORK_SETTINGS:
+        raise AgentError(f"[agent] network must be one of {', '.join(NETWORK_SETTINGS)}, not '{network}'")
+    workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}", network=network)
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
     init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),
                      bool(settings.resume or settings.continue_session), backend.context_window)

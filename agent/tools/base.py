@@ -33,6 +33,7 @@ class Workspace:
 
     root: Path
     attribution: str = "mtp-agent"  # who to credit in commit trailers, e.g. "mtp-agent:SmolLM2-135M"
+    network: str = "auto"  # whether commands that need the network may run: auto, on, off (tools/network.py)
     # set when the user interrupts: a long-running tool stops and returns what it has
     cancel: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     # live output of a running tool (shell), for a UI; called from the tool's reader thread

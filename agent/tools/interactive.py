@@ -22,11 +22,11 @@ def interactive_reason(command: str) -> str | None:
     """Why `command` cannot work without a terminal, or None when it can (as far as a plain
     reading of the words shows)."""
     try:
-        words = _words(command)
+        words = command_words(command)
     except ValueError:
         return None  # unbalanced quotes: let bash say what is wrong
-    for simple in _simple_commands(words):
-        program, arguments = _program(simple)
+    for simple in simple_commands(words):
+        program, arguments = program_of(simple)
         if program is None:
             continue
         name = PurePosixPath(program).name
@@ -43,13 +43,13 @@ def interactive_reason(command: str) -> str | None:
     return None
 
 
-def _words(command: str) -> list[str]:
+def command_words(command: str) -> list[str]:
     lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=";&|()")
     lexer.whitespace_split = True
     return list(lexer)
 
 
-def _simple_commands(words: list[str]) -> list[list[str]]:
+def simple_commands(words: list[str]) -> list[list[str]]:
     commands, current = [], []
     for word in words:
         if set(word) <= OPERATOR_CHARS:
@@ -63,7 +63,7 @@ def _simple_commands(words: list[str]) -> list[list[str]]:
     return commands
 
 
-def _program(words: list[str]) -> tuple[str | None, list[str]]:
+def program_of(words: list[str]) -> tuple[str | None, list[str]]:
     """The program a simple command runs, past variable assignments and wrappers (`sudo`,
     `env X=1`, `timeout 10`), and its arguments."""
     i = 0

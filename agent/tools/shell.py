@@ -16,6 +16,7 @@ from typing import IO, Callable
 
 from agent.tools.base import ToolError, ToolResult, Workspace
 from agent.tools.interactive import interactive_reason
+from agent.tools.network import offline_refusal
 
 HEAD_BYTES = 15_000
 TAIL_BYTES = 15_000
@@ -140,7 +141,7 @@ def _describe_exit(code: int) -> str:
 def shell(ws: Workspace, command: str, timeout: float = 120) -> ToolResult:
     if not command.strip():
         raise ToolError("the command is empty")
-    reason = interactive_reason(command)
+    reason = interactive_reason(command) or offline_refusal(command, ws.network)
     if reason:
         raise ToolError(f"not run: {reason}")
     if timeout <= 0:
