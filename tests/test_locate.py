@@ -44,6 +44,7 @@ def test_no_command_without_one_named_or_tests(tmp_path):
     ("Fix the port.", False),
     ("The tests fail. Can you fix it?", False),
     ("Why does it crash? Add a check for empty input.", False),
+    ("Why does test_median fail?", True),  # a defect asked about is explained, not changed
 ])
 def test_questions_ask_for_no_change(task, question):
     assert is_question(task) is question
@@ -85,6 +86,8 @@ def test_new_files_are_the_paths_the_task_names_that_are_not_there(repo):
 
 @pytest.mark.parametrize("task, change", [
     ("Fix the median.", True), ("Rename `get_usr` to `get_user`.", True), ("Hello!", False),
+    ("`python report.py empty.csv` crashes. An empty file should print `no rows`.", True),
+    ("The tests in test_pages.py fail.", True),
     ("What does `add` return? Don't change anything.", False), ("Which file defines `fix_it`?", False),
 ])
 def test_a_change_is_asked_for_by_a_verb_that_is_not_negated_or_code(task, change):

@@ -22,6 +22,7 @@ SMALL_REPOSITORY = 8  # source files: with no better evidence, a repository this
 SOURCE_SUFFIXES = {".py", ".js", ".ts", ".go", ".rs", ".rb", ".java", ".c", ".h", ".cpp", ".sh", ".toml", ".cfg",
                    ".ini", ".json", ".yaml", ".yml", ".md", ".txt", ".csv", ".env"}
 _CHANGE_VERB = re.compile(r"\b(fix|change|add|implement|rename|write|update|remove|delete|refactor|make|edit|create)\b")
+_DEFECT = re.compile(r"\b(crash\w*|fail\w*|bug\w*|broken|wrong|error\w*|should|must|put|move|replace|extract|raise|lower|support|handle)\b")
 _NEGATED = re.compile(r"\b(?:don't|do not|never|no|without)\s+(?:\w+\s+)?\w+")
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 _PATH = re.compile(r"[\w./-]+\.[A-Za-z]{1,4}\b")
@@ -49,13 +50,19 @@ def test_command(root: Path) -> str | None:
 
 def is_question(task: str) -> bool:
     """A task that asks something and asks for no change ("don't change anything" is not one)."""
-    return "?" in task and not asks_for_change(task)
+    return "?" in task and not _CHANGE_VERB.search(_plain(task))
 
 
 def asks_for_change(task: str) -> bool:
-    """Whether the task asks for a change to the code (a verb such as fix, add or rename, not
-    negated and not inside `code`)."""
-    return bool(_CHANGE_VERB.search(_NEGATED.sub(" ", _BACKTICKED.sub(" ", task).lower())))
+    """Whether the task asks for a change to the code: a verb such as fix, add or rename, or a
+    described defect or wish ("crashes", "the tests fail", "should print"), not negated and not
+    inside `code`."""
+    plain = _plain(task)
+    return bool(_CHANGE_VERB.search(plain) or _DEFECT.search(plain))
+
+
+def _plain(task: str) -> str:
+    return _NEGATED.sub(" ", _BACKTICKED.sub(" ", task).lower())
 
 
 def is_test(path: str) -> bool:
