@@ -71,6 +71,11 @@ def test_a_small_repository_is_read_whole_when_nothing_points_anywhere(repo):
     assert set(located_files("Which function doubles a number?", "", repo)) >= {"calc.py", "ops.py"}
 
 
+def test_a_question_reads_a_small_repository_whole_after_what_it_names(repo):
+    assert located_files("What is LIMIT_MAX for?", "", repo) == ["ops.py", "tests/test_ops.py"]
+    assert located_files("What is LIMIT_MAX for?", "", repo, read_small_repository=True)[:2] == ["ops.py", "calc.py"]
+
+
 def test_links_are_not_searched(repo, tmp_path):
     secret = tmp_path / "secret.py"
     secret.write_text("def twice(a):\n    return 0\n")

@@ -83,11 +83,11 @@ def new_files(task: str, root: Path) -> list[str]:
     return named
 
 
-def located_files(task: str, output: str, root: Path) -> list[str]:
+def located_files(task: str, output: str, root: Path, read_small_repository: bool = False) -> list[str]:
     """Repository files the task and the failure point at, most relevant first: code before tests;
     the task's and the failure's paths, then what the tests among them import, then the files
-    that define (else mention) the names the task uses; a small repository is read whole when
-    nothing points anywhere."""
+    that define, then use, the names the task uses; a small repository is read whole when nothing
+    points anywhere, or when asked (a question)."""
     found: list[str] = []
 
     def add(relative: str | None) -> None:
@@ -114,7 +114,9 @@ def located_files(task: str, output: str, root: Path) -> list[str]:
         if modules & {m.split(".")[-1] for m in _imported_modules(root / test)}:
             add(test)
     code_files = [f for f in files if Path(f).suffix == ".py" or Path(f).suffix not in (".md", ".txt", ".toml")]
-    if not [p for p in found if not is_test(p)] and len(code_files) <= SMALL_REPOSITORY:
+    # a question's answer is often one call away from where its names are: read a small repository whole
+    nothing_found = not [p for p in found if not is_test(p)]
+    if (nothing_found or read_small_repository) and len(code_files) <= SMALL_REPOSITORY:
         for path in code_files:
             add(path)
     code = [p for p in found if not is_test(p)]

@@ -76,7 +76,7 @@ class FixWorkflow:
             self.stage = "free"  # the command may not run here (ask mode, headless): no way to validate
             return
         self.failure = output if failed else ""
-        located = located_files(self.task, output, root)
+        located = located_files(self.task, output, root, read_small_repository=self.question)
         # the code to change is read last, so it is what the model saw most recently
         for path in reversed(located):
             self._read(agent, path)
