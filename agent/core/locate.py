@@ -113,7 +113,7 @@ def located_files(task: str, output: str, root: Path, read_small_repository: boo
     for test in [f for f in files if is_test(f) and f.endswith(".py")]:  # the tests of the code found
         if modules & {m.split(".")[-1] for m in _imported_modules(root / test)}:
             add(test)
-    code_files = [f for f in files if Path(f).suffix == ".py" or Path(f).suffix not in (".md", ".txt", ".toml")]
+    code_files = [f for f in files if Path(f).suffix not in (".md", ".txt", ".toml")]
     # a question's answer is often one call away from where its names are: read a small repository whole
     nothing_found = not [p for p in found if not is_test(p)]
     if (nothing_found or read_small_repository) and len(code_files) <= SMALL_REPOSITORY:

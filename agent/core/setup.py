@@ -49,7 +49,7 @@ class RunSettings:
     temperature: float | None = None
     look_first: bool | None = None  # the first turn must call a tool; None: config, else off
     steer: bool | None = None  # repeated calls steered away; None: config, else on
-    workflow: str | None = None  # free, fix or auto (core/workflow.py); None: config, else free
+    workflow: str | None = None  # auto, fix or free (core/workflow.py); None: config, else auto
     constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
     spec: str | None = None
     spec_n_max: int = 3

@@ -21,15 +21,7 @@ OPERATOR_CHARS = frozenset(";&|()")  # shlex's punctuation: words made of them s
 def interactive_reason(command: str) -> str | None:
     """Why `command` cannot work without a terminal, or None when it can (as far as a plain
     reading of the words shows)."""
-    try:
-        words = command_words(command)
-    except ValueError:
-        return None  # unbalanced quotes: let bash say what is wrong
-    for simple in simple_commands(words):
-        program, arguments = program_of(simple)
-        if program is None:
-            continue
-        name = PurePosixPath(program).name
+    for name, arguments in programs(command):
         if name in EDITORS:
             return (f"'{name}' is an interactive editor and there is no terminal here: read a file with read_file "
                     "and change it with edit_file (or write_file for a new file)")
@@ -43,13 +35,28 @@ def interactive_reason(command: str) -> str | None:
     return None
 
 
-def command_words(command: str) -> list[str]:
+def programs(command: str) -> list[tuple[str, list[str]]]:
+    """Each simple command's program (its file name, past wrappers) and arguments, in order; none
+    when the quotes do not balance (bash will say what is wrong)."""
+    try:
+        words = _words(command)
+    except ValueError:
+        return []
+    found = []
+    for simple in _simple_commands(words):
+        program, arguments = _program(simple)
+        if program is not None:
+            found.append((PurePosixPath(program).name, arguments))
+    return found
+
+
+def _words(command: str) -> list[str]:
     lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=";&|()")
     lexer.whitespace_split = True
     return list(lexer)
 
 
-def simple_commands(words: list[str]) -> list[list[str]]:
+def _simple_commands(words: list[str]) -> list[list[str]]:
     commands, current = [], []
     for word in words:
         if set(word) <= OPERATOR_CHARS:
@@ -63,7 +70,7 @@ def simple_commands(words: list[str]) -> list[list[str]]:
     return commands
 
 
-def program_of(words: list[str]) -> tuple[str | None, list[str]]:
+def _program(words: list[str]) -> tuple[str | None, list[str]]:
     """The program a simple command runs, past variable assignments and wrappers (`sudo`,
     `env X=1`, `timeout 10`), and its arguments."""
     i = 0

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import socket
 from functools import lru_cache
-from pathlib import PurePosixPath
 
-from agent.tools.interactive import command_words, program_of, simple_commands
+from agent.tools.interactive import programs
 
 NETWORK_SETTINGS = ("auto", "on", "off")
 PROBE_HOST, PROBE_PORT, PROBE_TIMEOUT_S = "pypi.org", 443, 1.5
@@ -33,15 +32,7 @@ LOCAL_PIP = {"--no-index", "-e", "--editable"}
 
 def network_reason(command: str) -> str | None:
     """Why `command` needs the network, or None when it does not seem to."""
-    try:
-        words = command_words(command)
-    except ValueError:
-        return None
-    for simple in simple_commands(words):
-        program, arguments = program_of(simple)
-        if program is None:
-            continue
-        name = PurePosixPath(program).name
+    for name, arguments in programs(command):
         if name.startswith("python") and arguments[:2] == ["-m", "pip"]:
             name, arguments = "pip", arguments[2:]
         subcommand = next((a for a in arguments if not a.startswith("-")), "")
@@ -55,7 +46,7 @@ def network_reason(command: str) -> str | None:
 
 
 def _local_install(arguments: list[str]) -> bool:
-    """pip installing from this machine: --no-index, -e/-r, or only paths (./pkg, a wheel file)."""
+    """pip installing from this machine: --no-index, -e, or only paths (./pkg, a wheel file)."""
     if LOCAL_PIP & set(arguments):
         return True
     targets = [a for a in arguments[1:] if not a.startswith("-")]
