@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.locate import asks_for_change, find_command, is_question, located_files, new_files, task_names
+from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command, is_question,
+                               located_files, new_files, task_names)
 from support.git_support import init_and_commit
 
 
@@ -97,3 +98,26 @@ def test_new_files_are_the_paths_the_task_names_that_are_not_there(repo):
 ])
 def test_a_change_is_asked_for_by_a_verb_that_is_not_negated_or_code(task, change):
     assert asks_for_change(task) is change
+
+
+def test_the_inputs_of_a_command_are_not_the_fix(repo):
+    (repo / "empty.csv").write_text("name,amount\n")
+    assert command_inputs("python calc.py empty.csv", "`python calc.py empty.csv` crashes.", repo) == ["empty.csv"]
+    # unless the task names them outside the command
+    assert command_inputs("python calc.py empty.csv", "`python calc.py empty.csv` crashes; fix empty.csv.", repo) == []
+    assert command_inputs("python -m pytest -q", "The tests fail.", repo) == []
+
+
+def test_what_a_command_should_print_comes_from_the_task():
+    assert expected_outputs("An empty file should print `no rows` instead of crashing.") == ["no rows"]
+    assert expected_outputs("It outputs `OK` and says `done`.") == ["OK", "done"]
+    assert expected_outputs("Show it in `format_order`, like `#7 Ada: 12.50 USD`.") == []
+
+
+def test_a_rename_of_a_file_names_its_new_path_and_finds_its_importers(repo):
+    task = "Rename the module calc.py to arithmetic.py and update everything that imports it."
+    assert file_moves(task, repo) == [("calc.py", "arithmetic.py")]
+    assert file_moves("Rename calc.py to ops.py.", repo) == []  # the new path is taken
+    assert file_moves("Move calc.py to ../elsewhere.py.", repo) == []
+    located = located_files(task, "", repo)
+    assert located[:2] == ["calc.py", "ops.py"] and "tests/test_calc.py" in located

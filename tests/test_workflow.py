@@ -9,7 +9,7 @@ import pytest
 
 from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
-from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES,
+from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES, NEW_FILE_TOKENS,
                                  choose_workflow)
 from support.git_support import init_and_commit
 from support.scripted_agent import run_scripted
@@ -23,7 +23,7 @@ NO_BETTER = {"text": "```python\ndef add(a, b):\n    return a - b  # fixed\n```"
 ANSWERED = {"text": "add() now adds; the test passes."}
 
 DIAGNOSE = TurnOptions(reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
-REWRITE = TurnOptions(reply=Reply("code", language="python"))
+REWRITE = TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS))  # short files
 ANSWER = TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
 
 
@@ -86,7 +86,9 @@ def test_a_failed_attempt_is_undone_and_the_next_one_sampled_from_the_same_start
 def test_an_attempt_that_fails_another_way_is_undone_too(repo):
     result, backend, events, _ = run(repo, [DIAGNOSIS, WRONG, DIAGNOSIS, FIX, ANSWERED])
     assert result.status == "done"
-    assert backend.requests[2] == backend.requests[0]  # no trace of `a * b` and its failure
+    # no trace of `a * b`; only the error it met is named with the next request
+    assert backend.requests[2][:-1] == backend.requests[0][:-1] and "a * b" not in str(backend.requests[2])
+    assert "assert 6 == 5" in backend.requests[2][-1]["content"]
     assert ("agent", "write_file") in calls(events)
 
 
@@ -151,10 +153,25 @@ def test_a_new_file_the_task_names_is_written_and_then_validated_by_the_tests_it
     assert "`test_mathutil.py` does not exist yet." in backend.requests[1][-1]["content"]
 
 
-def test_a_rewrite_cut_at_its_token_limit_ends_the_run_as_a_limit(repo):
+def test_a_rewrite_cut_at_its_token_limit_fails_its_attempt(repo):
     cut = {"text": "```python\ndef add(a, b):\n", "finish_reason": "length"}
-    result, _, _, _ = run(repo, [DIAGNOSIS, cut])
-    assert result.status == "limit" and (repo / "calc.py").read_text() == CALC
+    result, backend, _, _ = run(repo, [DIAGNOSIS, cut, DIAGNOSIS, FIX, ANSWERED])
+    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+    assert backend.options_requested[1].reply.max_tokens is not None  # bounded
+    assert "ran past" in backend.requests[2][-1]["content"]  # the next attempt is told
+
+
+def test_a_file_created_by_a_failed_attempt_is_removed(tmp_path, monkeypatch):
+    root = tmp_path / "lib"
+    root.mkdir()
+    (root / "mathutil.py").write_text("def double(x):\n    return 2 * x\n")
+    init_and_commit(root)
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    wrong = {"text": "```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 5\n```"}
+    attempts = [turn for _ in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, wrong)]
+    result, _, _, agent = run(root, [{"text": '["test_mathutil.py"]'}] + attempts + [{"text": "I give up."}],
+                              task="Write tests for mathutil.py in test_mathutil.py.")
+    assert agent.workflow.stage == "free" and not (root / "test_mathutil.py").exists()
 
 
 def test_a_file_too_long_to_write_whole_leaves_the_model_on_its_own(repo):
@@ -192,3 +209,43 @@ def test_unknown_workflows_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown workflow"):
         choose_workflow("agentless", "x", tmp_path)
     assert choose_workflow("fix", "Make it faster.", tmp_path).command is None
+
+
+def test_a_command_that_runs_but_does_not_print_what_the_task_asks_for_fails_the_attempt(tmp_path, monkeypatch):
+    root = tmp_path / "report"
+    root.mkdir()
+    (root / "report.py").write_text("import sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint(100 / len(rows))\n")
+    (root / "empty.csv").write_text("amount\n")
+    init_and_commit(root)
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    silent = {"text": "```python\nimport sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint(0 if not rows else 100 / len(rows))\n```"}
+    told = {"text": "```python\nimport sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint('no rows' if not rows else 100 / len(rows))\n```"}
+    result, backend, _, _ = run(root, [DIAGNOSIS, silent, DIAGNOSIS, told, ANSWERED],
+                                task="`python report.py empty.csv` crashes. It should print `no rows` instead.")
+    assert result.status == "done" and "'no rows'" in (root / "report.py").read_text()
+    # the command's input file shows the problem: it is not offered for change (no choice asked)
+    assert backend.options_requested[:2] == [DIAGNOSE, REWRITE]
+    assert (root / "empty.csv").read_text() == "amount\n"
+
+
+def test_a_later_attempt_is_told_the_errors_of_earlier_ones(repo):
+    broken = {"text": "```python\ndef add(a, b):\n    return a + c\n```"}
+    result, backend, _, _ = run(repo, [DIAGNOSIS, broken, DIAGNOSIS, FIX, ANSWERED])
+    assert result.status == "done"
+    first, second = backend.requests[0][-1]["content"], backend.requests[2][-1]["content"]
+    assert "NameError: name 'c' is not defined" in second and "Earlier attempts" not in first
+
+
+def test_a_file_the_task_renames_is_moved_and_its_importers_offered(repo):
+    (repo / "ops.py").write_text("from calc import add\n\n\ndef twice(a):\n    return add(a, a)\n")
+    (repo / "tests" / "test_calc.py").write_text(TEST.replace("== 5", "== -1"))  # passing: nothing to fix
+    init_and_commit(repo)
+    ops = {"text": "```python\nfrom arithmetic import add\n\n\ndef twice(a):\n    return add(a, a)\n```"}
+    test = {"text": "```python\nfrom arithmetic import add\n\n\ndef test_add():\n    assert add(2, 3) == -1\n```"}
+    result, backend, events, _ = run(repo, [{"text": '["ops.py", "tests/test_calc.py"]'}, DIAGNOSIS, ops, test, ANSWERED],
+                                     task="Rename calc.py to arithmetic.py and update what imports it.")
+    assert result.status == "done", result
+    assert not (repo / "calc.py").exists() and (repo / "arithmetic.py").read_text() == CALC
+    assert {"ops.py", "arithmetic.py", "tests/test_calc.py"} <= set(backend.options_requested[0].reply.schema["items"]["enum"])
+    moves = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "shell"]
+    assert moves[1] == "mv -- calc.py arithmetic.py"

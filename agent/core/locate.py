@@ -30,6 +30,11 @@ _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M
 # names worth looking up: `backticked` identifiers, and words that can only be identifiers
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 _CODE_WORD = re.compile(r"\b(?:[A-Za-z]+_[\w]+|[A-Z][a-z]+[A-Z]\w*|[A-Z]{2,}(?:_[A-Z0-9]+)+)\b")
+# what a command should print: "should print `no rows`", "outputs `OK`"
+_EXPECTED_OUTPUT = re.compile(r"\b(?:print|prints|printing|output|outputs|display|displays|say|says)\s+`([^`\n]+)`")
+# a file the task asks to rename or move: "rename helpers.py to text_utils.py"
+_MOVE = re.compile(r"\b(?:rename|move)\s+(?:the\s+(?:module|file)\s+)?`?([\w./-]+\.[A-Za-z]{1,4})`?\s+(?:to|as|into)\s+`?([\w./-]+\.[A-Za-z]{1,4})`?",
+                   re.IGNORECASE)
 
 
 def find_command(task: str, root: Path) -> str | None:
@@ -40,6 +45,30 @@ def find_command(task: str, root: Path) -> str | None:
         if words and words[0].startswith(COMMAND_WORDS):
             return "python -m pytest -q" if words == ["pytest"] else snippet
     return test_command(root)
+
+
+def command_inputs(command: str, task: str, root: Path) -> list[str]:
+    """Files a command reads (`python report.py empty.csv`: empty.csv), unless the task names them
+    outside the command too: like a failing test, they show the problem and are not the fix."""
+    named = _PATH.findall(command)[1:]  # the first is the script the command runs
+    elsewhere = set(_PATH.findall(task.replace(command, " ")))
+    return [p for p in (_inside(root, n) for n in named if n not in elsewhere) if p]
+
+
+def expected_outputs(task: str) -> list[str]:
+    """What the task says its command should print, each in backticks."""
+    return [text for text in _EXPECTED_OUTPUT.findall(task) if text.strip()]
+
+
+def file_moves(task: str, root: Path) -> list[tuple[str, str]]:
+    """Files the task asks to rename or move: (existing file, new path that is free)."""
+    moves = []
+    for source, target in _MOVE.findall(task):
+        source_path, target_path = _inside(root, source), Path(target)
+        if source_path and not target_path.is_absolute() and ".." not in target_path.parts \
+                and not (root / target_path).exists():
+            moves.append((source_path, target_path.as_posix()))
+    return moves
 
 
 def test_command(root: Path) -> str | None:
@@ -105,6 +134,11 @@ def located_files(task: str, output: str, root: Path, read_small_repository: boo
             add(path)
     for name in names:  # a rename changes every file that uses the name
         for path in _mentioning(root, files, name):
+            add(path)
+    # a module to rename or move: every file that imports it changes
+    moved = {_module_name(source) for source, _ in file_moves(task, root) if source.endswith(".py")}
+    for path in files:
+        if path.endswith(".py") and moved & {m.split(".")[0] for m in _imported_modules(root / path)}:
             add(path)
     for test in [p for p in found if is_test(p)]:
         for module in _imported_modules(root / test):

@@ -22,12 +22,14 @@ write whole, the free loop takes over. `free` is the plain loop.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
-from agent.core.locate import asks_for_change, find_command, is_question, is_test, located_files, new_files, test_command
+from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command, is_question,
+                               is_test, located_files, new_files, test_command)
 from agent.core.permissions import DENIED
 from agent.prompts import render_prompt
 
@@ -38,12 +40,15 @@ WORKFLOWS = ("auto", "fix", "free")
 SMALL_MODEL_PARAMETERS = 4_000_000_000
 MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
 MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
+NEW_FILE_TOKENS = 1200  # a rewrite's token bound: this for a new file, more for a long one
 MAX_FAILURE_LINES = 40
 DIAGNOSIS_TOKENS = 160
+MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
 ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
+_ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
 _NUMBERED = re.compile(r"^ *\d+\t(.*)$")
 _FENCED = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
@@ -66,6 +71,7 @@ class FixWorkflow:
     attempt: int = 0  # attempts that failed so far
     attempt_start: int = 0  # the conversation's length where each attempt starts
     failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
+    lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -77,6 +83,8 @@ class FixWorkflow:
             return
         self.failure = output if failed else ""
         located = located_files(self.task, output, root, read_small_repository=self.question)
+        if not self.question:
+            located = self._move_files(agent, located)
         # the code to change is read last, so it is what the model saw most recently
         for path in reversed(located):
             self._read(agent, path)
@@ -85,6 +93,7 @@ class FixWorkflow:
             return
         # the tests a failing command runs are the task's specification, not something to change
         spec = {p for p in located if is_test(p)} if failed else set()
+        spec |= set(command_inputs(self.command, self.task, root)) if self.command else set()
         self.candidates = [p for p in located if p not in spec and p in self.original]
         self.candidates += [p for p in new_files(self.task, root) if p not in self.candidates]
         for path in self.candidates:
@@ -109,7 +118,7 @@ class FixWorkflow:
         elif self.stage == "diagnose":
             files = [(path, _language(path), self.original.get(path)) for path in self.targets]
             text = render_prompt("workflow/diagnose.md", files=files, failure=_trimmed(self.failure),
-                                 command=self.command, task=self.task)
+                                 command=self.command, task=self.task, lessons=self.lessons)
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=_language(path),
@@ -127,7 +136,11 @@ class FixWorkflow:
             sampling = TurnSampling(*ATTEMPT_SAMPLING, seed=self.attempt) if self.attempt else None
             return TurnOptions(sampling=sampling, reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
         if self.stage == "rewrite":
-            return TurnOptions(reply=Reply("code", language=_language(self.targets[self.written])))
+            path = self.targets[self.written]
+            before = self.original.get(path)
+            # bounded so that a model repeating itself costs one attempt, not the run's time
+            limit = NEW_FILE_TOKENS if before is None else max(NEW_FILE_TOKENS, len(before) // 2 + 512)
+            return TurnOptions(reply=Reply("code", language=_language(path), max_tokens=limit))
         if self.stage == "answer":
             return TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
         return None
@@ -137,6 +150,15 @@ class FixWorkflow:
 
     def cut_reply_is_fine(self) -> bool:
         return self.stage in ("diagnose", "answer")  # prose cut at its bound still says what it found
+
+    def on_cut_reply(self, agent: Agent, tokens: int) -> bool:
+        """A reply cut at its token limit: a rewrite that ran on fails its attempt (True); elsewhere
+        the run stops (False)."""
+        if self.stage != "rewrite":
+            return False
+        self._learn([f"`{self.targets[self.written]}` ran past {tokens} tokens; write it shorter"])
+        self._fail_attempt(agent)
+        return True
 
     def on_reply(self, agent: Agent, text: str) -> list[ToolCall]:
         """The calls a reply stands for: a rewrite is a write_file of the block's text; a choice
@@ -169,18 +191,27 @@ class FixWorkflow:
             return
         self.command = command
         # files written as they were before, or as in an attempt that failed: the command's verdict is known
-        failed = agent.workspace_state() in self.failed_states or self._check(agent)[1]
+        output, failed = ("", True) if agent.workspace_state() in self.failed_states else self._check(agent)
         if not failed:
             self._enter("answer")
             return
+        self._learn(_error_lines(output))
+        self._fail_attempt(agent)
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _learn(self, errors: list[str]) -> None:
+        """Keep what went wrong in an attempt, when the original output did not show it already."""
+        known = set(_error_lines(self.failure)) | set(self.lessons)
+        self.lessons += [line for line in errors if line not in known][:MAX_LESSONS - len(self.lessons)]
+
+    def _fail_attempt(self, agent: Agent) -> None:
         self.attempt += 1
         self._undo(agent)
         if self.attempt >= MAX_ATTEMPTS:
             self._enter("free")
         else:
             self._begin_attempt(agent)
-
-    # -- steps -----------------------------------------------------------------------------------
 
     def _enter(self, stage: str) -> None:
         self.stage, self._asked = stage, False
@@ -191,16 +222,39 @@ class FixWorkflow:
         self._enter("diagnose")
 
     def _undo(self, agent: Agent) -> None:
-        """Put the targets back as they were and the conversation where the attempt began."""
-        for path in self.targets:
+        """Put the targets back as they were (a file the attempt created is removed) and the
+        conversation where the attempt began."""
+        root = agent.env.workspace.root
+        for path in self.targets[:self.written + 1]:
             before = self.original.get(path)
             if before is not None:
                 agent.act("write_file", {"path": path, "content": before})
+            elif (root / path).is_file():
+                agent.act("shell", {"command": f"rm -f -- {shlex.quote(path)}"})
         agent.rewind(self.attempt_start)
 
+    def _move_files(self, agent: Agent, located: list[str]) -> list[str]:
+        """Do the renames the task asks for (`mv`, through the tools); the located files by their new names."""
+        for source, target in file_moves(self.task, agent.env.workspace.root):
+            parent = str(Path(target).parent)
+            command = f"mv -- {shlex.quote(source)} {shlex.quote(target)}"
+            if parent != ".":
+                command = f"mkdir -p -- {shlex.quote(parent)} && {command}"
+            if not agent.act("shell", {"command": command})[1]:
+                located = [target if path == source else path for path in located]
+                located += [] if target in located else [target]
+        return located
+
     def _check(self, agent: Agent) -> tuple[str, bool]:
+        """Run the command; it fails on a non-zero exit, or when the task names the command and
+        what it should print, and the output lacks it."""
         state = agent.workspace_state()
         output, failed = agent.act("shell", {"command": self.command})
+        if not failed and self.command in self.task:
+            missing = [text for text in expected_outputs(self.task) if text not in output]
+            if missing:
+                failed = True
+                output += "\n" + "\n".join(f"The task says it should print `{text}`; it does not." for text in missing)
         if failed:
             self.failed_states.add(state)
         return output, failed
@@ -234,6 +288,17 @@ def _code_block(text: str) -> str:
 
 def _language(path: str) -> str:
     return LANGUAGES.get(Path(path).suffix, "")
+
+
+def _error_lines(output: str) -> list[str]:
+    """The error messages in a command's output: pytest's `E` lines and exceptions' last lines."""
+    lines = []
+    for line in output.split("\n"):
+        pytest_line = line.startswith("E ")
+        text = line[1:].strip() if pytest_line else line.strip()
+        if (_ERROR.match(text) or (pytest_line and text.startswith("assert "))) and text not in lines:
+            lines.append(text[:200])
+    return lines
 
 
 def _trimmed(output: str) -> str:
