@@ -26,9 +26,9 @@ def repo(tmp_path) -> Path:
 
 
 @pytest.mark.parametrize("task, expected", [
-    ("`pytest` fails in tests/test_stats.py.", "python -m pytest -q"),
+    ("`pytest` fails in tests/test_stats.py.", "python -m pytest -q --tb=short"),
     ("Running `python serve.py example.env` crashes.", "python serve.py example.env"),
-    ("Rename `get_usr` to `get_user`.", "python -m pytest -q"),  # not a command: the suite
+    ("Rename `get_usr` to `get_user`.", "python -m pytest -q --tb=short"),  # not a command: the suite
 ])
 def test_the_command_comes_from_the_task_or_the_tests(repo, task, expected):
     assert find_command(task, repo) == expected

@@ -3,14 +3,15 @@ a failed attempt is undone and the next one sampled; the free loop after MAX_ATT
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
-from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES, NEW_FILE_TOKENS,
-                                 choose_workflow)
+from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES,
+                                 NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
 from support.git_support import init_and_commit
 from support.scripted_agent import run_scripted
 
@@ -121,12 +122,15 @@ def test_the_model_chooses_among_several_files(repo):
     assert "This is `ops.py`" not in backend.requests[1][-1]["content"]  # only the chosen file is shown for the diagnosis
 
 
-def test_a_question_is_answered_after_the_agent_reads_what_it_names(repo):
-    result, backend, events, _ = run(repo, [{"text": "It subtracts b from a."}],
-                                     task="What does `add` return?")
-    assert result.status == "done" and result.answer == "It subtracts b from a."
+def test_a_question_is_answered_after_the_agent_reads_what_it_names_and_works_it_out(repo):
+    worked = {"relevant_code": ["return a - b"], "working": "add returns a minus b.", "answer": "It subtracts b from a."}
+    result, backend, events, _ = run(repo, [{"text": json.dumps(worked)}], task="What does `add` return?")
+    assert result.status == "done"
+    assert result.answer == "It subtracts b from a.\n\nFrom the code:\n    return a - b\nadd returns a minus b."
     assert ("agent", "read_file") in calls(events) and ("rewrite", "write_file") not in calls(events)
-    assert backend.options_requested == [ANSWER]
+    # the grammar has the lines and the working come before the answer
+    assert backend.options_requested == [TurnOptions(reply=Reply("json", schema=WORKED_ANSWER, max_tokens=ANSWER_TOKENS))]
+    assert list(WORKED_ANSWER["properties"]) == ["relevant_code", "working", "answer"]
     assert "What does `add` return?" in backend.requests[0][-1]["content"]
 
 

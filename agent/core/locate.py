@@ -15,6 +15,9 @@ from pathlib import Path
 from agent.core.repo import repository_files
 
 COMMAND_WORDS = ("pytest", "python", "python3", "npm", "make", "cargo", "go", "node", "bash", "sh", "./")
+# short tracebacks: each failure's assertion and error without the whole test function (a
+# third of the tokens on a four-failure run), which a small model reads twice: as the result, then in the diagnosis request
+TEST_COMMAND = "python -m pytest -q --tb=short"
 MAX_LOCATED_FILES = 5
 MAX_SEARCHED_FILES = 2000  # a big repository's files past this are not searched for the task's names
 MAX_SEARCHED_BYTES = 200_000  # nor the tail of a big file
@@ -43,7 +46,7 @@ def find_command(task: str, root: Path) -> str | None:
     for snippet in _BACKTICKED.findall(task):
         words = snippet.split()
         if words and words[0].startswith(COMMAND_WORDS):
-            return "python -m pytest -q" if words == ["pytest"] else snippet
+            return TEST_COMMAND if words == ["pytest"] else snippet
     return test_command(root)
 
 
@@ -73,7 +76,7 @@ def file_moves(task: str, root: Path) -> list[tuple[str, str]]:
 
 def test_command(root: Path) -> str | None:
     if any(root.glob("test_*.py")) or any(root.glob("tests/**/test_*.py")) or any(root.glob("*_test.py")):
-        return "python -m pytest -q"
+        return TEST_COMMAND
     return None
 
 

@@ -202,7 +202,7 @@ class Agent:
         self.emit(AssistantEvent(self.turns, raw, turn.reasoning))
         self.emit(StatsEvent(self.turns, turn.stats))
         if answer:
-            raise Done(raw.strip())
+            raise Done(self.workflow.final_answer(raw))
         for call in calls:  # the workflow's calls: a known result is its to judge, not the repeat guard's
             self.execute(call, own=True)
         self.workflow.after_turn(self, calls)

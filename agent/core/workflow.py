@@ -21,6 +21,7 @@ write whole, the free loop takes over. `free` is the plain loop.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ DIAGNOSIS_TOKENS = 160
 MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
 ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
+WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["relevant_code", "working", "answer"],
+                 "properties": {"relevant_code": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 8},
+                                "working": {"type": "string"}, "answer": {"type": "string"}}}
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
 _ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
@@ -141,12 +145,27 @@ class FixWorkflow:
             # bounded so that a model repeating itself costs one attempt, not the run's time
             limit = NEW_FILE_TOKENS if before is None else max(NEW_FILE_TOKENS, len(before) // 2 + 512)
             return TurnOptions(reply=Reply("code", language=_language(path), max_tokens=limit))
+        if self.stage == "answer" and self.question:
+            # the grammar has it quote and work through the code before it answers: asked in
+            # prose to do so, a 1.5B gave the first constant it saw (8000 for BASE_PORT + 80)
+            return TurnOptions(reply=Reply("json", schema=WORKED_ANSWER, max_tokens=ANSWER_TOKENS))
         if self.stage == "answer":
             return TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
         return None
 
     def expects_reply(self) -> bool:
         return self.stage != "free"
+
+    def final_answer(self, reply: str) -> str:
+        """The run's answer from the answer reply: a worked answer reads as its steps, then the answer."""
+        if not self.question:
+            return reply.strip()
+        try:
+            worked = json.loads(reply)
+            lines = "\n".join(f"    {line}" for line in worked["relevant_code"])
+            return f"{worked['answer'].strip()}\n\nFrom the code:\n{lines}\n{worked['working'].strip()}"
+        except (ValueError, KeyError, TypeError):
+            return reply.strip()  # cut at its bound: what was written
 
     def cut_reply_is_fine(self) -> bool:
         return self.stage in ("diagnose", "answer")  # prose cut at its bound still says what it found
