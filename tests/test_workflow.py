@@ -230,6 +230,7 @@ def test_a_command_that_runs_but_does_not_print_what_the_task_asks_for_fails_the
     # the command's input file shows the problem: it is not offered for change (no choice asked)
     assert backend.options_requested[:2] == [DIAGNOSE, REWRITE]
     assert (root / "empty.csv").read_text() == "amount\n"
+    assert "`python report.py empty.csv` printed `0`, not `no rows`" in backend.requests[2][-1]["content"]
 
 
 def test_a_later_attempt_is_told_the_errors_of_earlier_ones(repo):

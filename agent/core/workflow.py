@@ -76,6 +76,7 @@ class FixWorkflow:
     attempt_start: int = 0  # the conversation's length where each attempt starts
     failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
+    unmet: list[str] = field(default_factory=list)  # what the last run of the command did not print that it should
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -214,7 +215,7 @@ class FixWorkflow:
         if not failed:
             self._enter("answer")
             return
-        self._learn(_error_lines(output))
+        self._learn(_error_lines(output) + self.unmet)
         self._fail_attempt(agent)
 
     # -- steps -----------------------------------------------------------------------------------
@@ -268,12 +269,15 @@ class FixWorkflow:
         """Run the command; it fails on a non-zero exit, or when the task names the command and
         what it should print, and the output lacks it."""
         state = agent.workspace_state()
+        self.unmet = []
         output, failed = agent.act("shell", {"command": self.command})
         if not failed and self.command in self.task:
-            missing = [text for text in expected_outputs(self.task) if text not in output]
-            if missing:
+            printed = output.strip().split("\n")[0][:120]
+            self.unmet = [f"`{self.command}` printed `{printed}`, not `{text}`"
+                          for text in expected_outputs(self.task) if text not in output]
+            if self.unmet:
                 failed = True
-                output += "\n" + "\n".join(f"The task says it should print `{text}`; it does not." for text in missing)
+                output += "\n" + "\n".join(self.unmet)
         if failed:
             self.failed_states.add(state)
         return output, failed
