@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.engine_tools.evaluate import AgentRun
 from agent.frontends.cli import main
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -184,3 +185,12 @@ def test_ablate_runs_the_suite_once_per_lever_configuration(suite, capsys):
     assert "--no-constrain" in configurations[0]["agent_flags"] and "--no-constrain" not in configurations[1]["agent_flags"]
     assert configurations[-1]["agent_flags"][-2:] == ["--workflow", "auto"]
     assert "configuration" in out and "+ fix workflow (all)" in out.splitlines()[-1]
+
+
+def test_a_run_stopped_before_its_result_counts_its_turns_and_tokens_from_its_stats():
+    events = [{"type": "stats", "turn": 1, "prompt_tokens": 900, "generated_tokens": 40},
+              {"type": "tool_call", "turn": 1}, {"type": "stats", "turn": 2, "prompt_tokens": 1000, "generated_tokens": 60}]
+    run = AgentRun(status="timeout", exit_code=None, answer="", events=events, seconds=300.0)
+    assert run.result == {"turns": 2, "prompt_tokens": 1900, "generated_tokens": 100}
+    finished = AgentRun("done", 0, "ok", events + [{"type": "result", "turns": 2, "prompt_tokens": 1}], 10.0)
+    assert finished.result["prompt_tokens"] == 1

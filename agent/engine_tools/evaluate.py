@@ -83,7 +83,14 @@ class AgentRun:
 
     @property
     def result(self) -> dict[str, Any]:
-        return next((e for e in reversed(self.events) if e.get("type") == "result"), {})
+        """The run's result event; for a run stopped before it wrote one (a timeout), its turns
+        and tokens added up from the turns' stats events."""
+        result = next((e for e in reversed(self.events) if e.get("type") == "result"), None)
+        if result is not None:
+            return result
+        stats = [e for e in self.events if e.get("type") == "stats"]
+        return {"turns": len(stats), "prompt_tokens": sum(int(e.get("prompt_tokens", 0)) for e in stats),
+                "generated_tokens": sum(int(e.get("generated_tokens", 0)) for e in stats)}
 
 
 def load_task(directory: Path) -> EvalTask:
