@@ -43,3 +43,18 @@ def test_untouched_repository_is_not_solved(directory, tmp_path):
         task.answer_contains = []
         solved, output = check_task(task, tmp_path / "repo", "", tmp_path)
         assert not solved, output
+
+
+def test_a_module_rename_that_keeps_the_word_in_a_docstring_is_solved_and_a_leftover_import_is_not(tmp_path):
+    task = load_task(SUITE / "rename_module")
+    repo = tmp_path / "repo"
+    prepare_copy(task, repo)
+    (repo / "helpers.py").rename(repo / "text_utils.py")  # its docstring still says "Text helpers."
+    for name in ("feed.py", "summary.py", "test_text.py"):
+        path = repo / name
+        path.write_text(path.read_text().replace("helpers", "text_utils"))
+    solved, output = check_task(task, repo, "", tmp_path)
+    assert solved, output
+    (repo / "feed.py").write_text("import helpers\n" + (repo / "feed.py").read_text())
+    solved, output = check_task(task, repo, "", tmp_path)
+    assert not solved and "helpers is still imported in: feed.py" in output

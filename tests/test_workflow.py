@@ -251,6 +251,7 @@ def test_a_file_the_task_renames_is_moved_and_its_importers_offered(repo):
                                      task="Rename calc.py to arithmetic.py and update what imports it.")
     assert result.status == "done", result
     assert not (repo / "calc.py").exists() and (repo / "arithmetic.py").read_text() == CALC
-    assert {"ops.py", "arithmetic.py", "tests/test_calc.py"} <= set(backend.options_requested[0].reply.schema["items"]["enum"])
+    offered = set(backend.options_requested[0].reply.schema["items"]["enum"])
+    assert {"ops.py", "arithmetic.py", "tests/test_calc.py"} <= offered and "calc.py" not in offered  # gone, not new
     moves = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "shell"]
     assert moves[1] == "mv -- calc.py arithmetic.py"

@@ -76,6 +76,7 @@ class FixWorkflow:
     attempt_start: int = 0  # the conversation's length where each attempt starts
     failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
+    moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
     unmet: list[str] = field(default_factory=list)  # what the last run of the command did not print that it should
     _asked: bool = False  # this stage's request is in the conversation
 
@@ -100,7 +101,7 @@ class FixWorkflow:
         spec = {p for p in located if is_test(p)} if failed else set()
         spec |= set(command_inputs(self.command, self.task, root)) if self.command else set()
         self.candidates = [p for p in located if p not in spec and p in self.original]
-        self.candidates += [p for p in new_files(self.task, root) if p not in self.candidates]
+        self.candidates += [p for p in new_files(self.task, root) if p not in self.candidates and p not in self.moved]
         for path in self.candidates:
             self.original.setdefault(path, None)
         if not self.candidates:
@@ -261,6 +262,7 @@ class FixWorkflow:
             if parent != ".":
                 command = f"mkdir -p -- {shlex.quote(parent)} && {command}"
             if not agent.act("shell", {"command": command})[1]:
+                self.moved.add(source)
                 located = [target if path == source else path for path in located]
                 located += [] if target in located else [target]
         return located

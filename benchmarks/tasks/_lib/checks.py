@@ -76,6 +76,17 @@ def tree_clean() -> bool:
     return run("git", "status", "--porcelain").stdout.strip() == ""
 
 
+def no_module_reference(module: str) -> bool:
+    """Whether no Python file in the copy imports `module` or uses an attribute of it (a module
+    rename; the word in prose, "Text helpers.", is not a reference)."""
+    name = re.escape(module)
+    pattern = re.compile(rf"^\s*(?:import\s+{name}\b|from\s+{name}\b)|\b{name}\.\w", re.MULTILINE)
+    users = [p for p in Path(".").rglob("*.py") if ".git" not in p.parts and pattern.search(p.read_text())]
+    if users:
+        print(f"{module} is still imported in: {', '.join(map(str, users))}")
+    return not users
+
+
 def no_identifier(name: str) -> bool:
     """Whether no Python file in the copy uses `name` as a whole word (renames)."""
     pattern = re.compile(rf"\b{re.escape(name)}\b")
