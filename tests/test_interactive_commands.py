@@ -35,7 +35,7 @@ def test_interactive_commands_are_refused_with_what_to_use(command, hint):
 @pytest.mark.parametrize("command", [
     "python -m pytest -q", "python3 script.py", "python -c 'print(1)'", "python < input.py", "node app.js",
     "echo vim", "grep -rn less src/", "git commit -m 'use vim'", "cat calc.py", "ls -la", "python --version",
-    "echo 'unbalanced", "",
+    "echo 'unbalanced", "", "echo 'print(1)' | python", "python3 <<< 'print(1)'",
 ])
 def test_commands_that_print_and_exit_run(command):
     assert interactive_reason(command) is None

@@ -67,6 +67,10 @@ def test_bad_rules_and_modes_are_reported():
 
 
 def test_suggested_rules():
-    assert suggested_rule(TOOLS["shell"], "pytest -q tests") == "shell(pytest *)"
+    # "allow always" remembers the one simple command it was shown, not a prefix for anything after it
+    assert suggested_rule(TOOLS["shell"], "pytest -q tests") == "shell(pytest -q tests)"
+    allowed = Permissions.from_settings("ask", ["shell(pytest *)"], [])
+    assert suggested_rule(TOOLS["shell"], "pytest -q && rm -f x", allowed) == "shell(rm -f x)"
+    assert suggested_rule(TOOLS["shell"], "ls *.py") == "shell(ls [*].py)"
     assert suggested_rule(TOOLS["edit_file"], "src/pkg/a.py") == "edit_file(src/pkg/**)"
     assert suggested_rule(TOOLS["git_commit"], None) == "git_commit"

@@ -135,7 +135,7 @@ class InteractiveSession:
         if self.ask is None:
             return Approval(False, reason="nobody is there to approve it")
         subject = Permissions.subject(tool, arguments, self.agent.env.workspace)
-        approval = self.ask(ApprovalRequest(tool.name, arguments, decision.reason, suggested_rule(tool, subject), diff))
+        approval = self.ask(ApprovalRequest(tool.name, arguments, decision.reason, suggested_rule(tool, subject, self.agent.env.permissions), diff))
         if approval.always_rule:
             save_project_rule(self.root, approval.always_rule)
         return approval
