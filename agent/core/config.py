@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,11 +48,37 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
         raise AgentError(f"cannot read {what} {path}: {e.strerror}") from e
 
 
+# every key each section may hold: a typo (`max_turn`, `modle`) is an error, not a silent no-op
+KNOWN_KEYS: dict[str, set[str]] = {
+    "permissions": {"mode", "allow", "deny"},
+    "backend": {"name", "model", "base_url", "api_key", "context_window", "temperature", "max_new_tokens", "max_tokens",
+                "constrain", "spec", "script", "read_timeout"},
+    "agent": {"max_turns", "max_time", "look_first", "steer", "workflow", "network"},
+    "hooks": {"timeout", "fail_closed", "fail_on", "style"},
+}
+
+
+def _check_keys(data: dict[str, Any], source: Path) -> None:
+    for section, table in data.items():
+        known = KNOWN_KEYS.get(section)
+        if known is None:
+            raise AgentError(f"config file {source} has an unknown section [{section}]{_nearest(section, set(KNOWN_KEYS))}; "
+                             f"known sections: {', '.join(sorted(KNOWN_KEYS))}")
+        if not isinstance(table, dict):
+            raise AgentError(f"config file {source}: {section} must be a table ([{section}]), not a {type(table).__name__}")
+        for key in table:
+            if key not in known:
+                raise AgentError(f"config file {source}: unknown key '{key}' in [{section}]{_nearest(key, known)}; "
+                                 f"known keys: {', '.join(sorted(known))}")
+
+
+def _nearest(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
-    known = {"permissions", "backend", "agent", "hooks"}
-    unknown = set(data) - known
-    if unknown:
-        raise AgentError(f"config file {source} has unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
+    _check_keys(data, source)
     permissions = data.get("permissions", {})
     if "mode" in permissions:
         config.permission_mode = str(permissions["mode"])
