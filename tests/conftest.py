@@ -8,6 +8,12 @@ import pytest
 from support.gguf_builder import TinyModel
 
 
+@pytest.fixture(autouse=True)
+def own_config_dir(tmp_path_factory, monkeypatch) -> None:
+    """No test reads the developer's config or trusts a folder in it."""
+    monkeypatch.setenv("MTP_AGENT_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
 @pytest.fixture(scope="session")
 def default_model() -> Path:
     """The real default model, fetched into the user cache once per machine and reused."""

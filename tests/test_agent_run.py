@@ -368,12 +368,12 @@ def test_json_output_is_one_result_object(repo, capsys):
             "decode_tokens_per_second", "session_id"} <= set(result)
 
 
-def test_project_config_sets_mode_and_rules(repo, capsys):
+def test_project_config_sets_mode_and_rules_once_the_folder_is_trusted(repo, capsys):
     (repo / ".mtp-agent").mkdir()
     (repo / ".mtp-agent" / "config.toml").write_text('[permissions]\nmode = "yolo"\ndeny = ["write_file(secret/**)"]\n')
     turns = [{"tool_calls": [call("write_file", path="secret/key.txt", content="x"), call("write_file", path="ok.txt", content="y")]},
              {"text": "ok"}]
-    code, events, _ = run_agent(repo, turns, capsys=capsys)
+    code, events, _ = run_agent(repo, turns, "--trust-project", capsys=capsys)
     results = of_type(events, "tool_result")
     assert code == 0 and results[0]["is_error"] and not results[1]["is_error"]
     assert events[0]["permission_mode"] == "yolo" and (repo / "ok.txt").exists() and not (repo / "secret").exists()

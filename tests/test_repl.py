@@ -29,6 +29,7 @@ def test_without_a_terminal_the_repl_runs_tasks_commands_and_approvals(tmp_path)
     out = done.stdout
     assert done.returncode == 0, done.stderr
     assert "Allow edit_file?" in out and "+    return a + b" in out
+    assert "[y] once · [a] always allow edit_file(calc.py) · [n] no:" in out  # brackets shown, not taken for markup
     assert (tmp_path / "project" / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
     assert "Fixed add." in out and "permission mode: plan" in out and "from-shell" in out and "You ran echo." in out
     assert "model turns" in out

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +26,12 @@ else:  # pragma: no cover
 PROJECT_CONFIG = Path(".mtp-agent") / "config.toml"
 
 
+def user_config_dir() -> Path:
+    return Path(os.environ.get("MTP_AGENT_CONFIG_DIR") or platformdirs.user_config_dir("mtp-agent"))
+
+
 def user_config_path() -> Path:
-    return Path(platformdirs.user_config_dir("mtp-agent")) / "config.toml"
+    return user_config_dir() / "config.toml"
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Config:
     agent: dict[str, Any] = field(default_factory=dict)  # max_turns, max_time, shell_timeout, ...
     hooks: dict[str, Any] = field(default_factory=dict)  # timeout, fail_closed, fail_on, style (the git hooks)
     sources: list[Path] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # the project's widening settings, left out: folder not trusted
 
 
 def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
@@ -93,17 +101,32 @@ def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
     config.sources.append(source)
 
 
-def load_config(root: Path, user_file: Path | None = None) -> Config:
+def load_config(root: Path, user_file: Path | None = None, trust_project: bool = False) -> Config:
+    """The user's config, then the project's; the project's settings that widen what runs apply
+    only when the folder is trusted (`trust_project` trusts it, and remembers that)."""
     config = Config()
-    for path in (user_file or user_config_path(), root / PROJECT_CONFIG):
-        if path.is_file():
-            _merge(config, read_toml(path), path)
+    user_file = user_file or user_config_path()
+    if user_file.is_file():
+        _merge(config, read_toml(user_file), user_file)
+    project = root / PROJECT_CONFIG
+    if project.is_file():
+        data = read_toml(project)
+        _check_keys(data, project)
+        widening = widening_settings(data)
+        if widening and trust_project:
+            trust_folder(root)
+        elif widening and not is_trusted(root):
+            config.ignored = widening
+            data = _without_widening(data)
+        _merge(config, data, project)
     return config
 
 
 def save_project_rule(root: Path, rule: str) -> Path:
-    """Add an allow rule to the project's config (.mtp-agent/config.toml), keeping its comments."""
+    """Add an allow rule to the project's config (.mtp-agent/config.toml), keeping its comments; the
+    person who answered "always" trusts the folder's settings as they stand with it."""
     path = root / PROJECT_CONFIG
+    trusted = not path.is_file() or is_trusted(root)
     document = tomlkit.parse(path.read_text(encoding="utf-8")) if path.is_file() else tomlkit.document()
     permissions = document.setdefault("permissions", tomlkit.table())
     allow = permissions.setdefault("allow", tomlkit.array())
@@ -111,4 +134,72 @@ def save_project_rule(root: Path, rule: str) -> Path:
         allow.append(rule)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, tomlkit.dumps(document).encode("utf-8"))
+    if trusted:
+        trust_folder(root)
     return path
+
+
+# -- trusting a folder's own settings ----------------------------------------------------------------
+# A cloned repository's .mtp-agent/config.toml is the repository author's, not the user's: what
+# widens what runs without asking, or where code and prompts are sent, waits for the user's trust
+# (as Claude Code and Codex ask before a folder's settings apply). Narrowing settings always apply.
+WIDENING_BACKEND_KEYS = {"name", "base_url", "api_key", "model", "script"}
+NARROW_MODES = {"ask", "plan"}
+
+
+def widening_settings(data: dict[str, Any]) -> list[str]:
+    """The settings of a config table that widen what runs or where data goes, as `section.key = value`."""
+    found = []
+    permissions, backend = data.get("permissions", {}), data.get("backend", {})
+    if "mode" in permissions and permissions["mode"] not in NARROW_MODES:
+        found.append(f"permissions.mode = {permissions['mode']!r}")
+    if permissions.get("allow"):
+        found.append(f"permissions.allow = {permissions['allow']!r}")
+    found += [f"backend.{key} = {backend[key]!r}" for key in sorted(WIDENING_BACKEND_KEYS & set(backend))]
+    return found
+
+
+def _without_widening(data: dict[str, Any]) -> dict[str, Any]:
+    permissions = {k: v for k, v in data.get("permissions", {}).items()
+                   if k == "deny" or (k == "mode" and v in NARROW_MODES)}
+    backend = {k: v for k, v in data.get("backend", {}).items() if k not in WIDENING_BACKEND_KEYS}
+    return {**data, "permissions": permissions, "backend": backend}
+
+
+def _trust_file() -> Path:
+    return user_config_dir() / "trusted-folders.json"
+
+
+def _digest(root: Path) -> str:
+    path = root / PROJECT_CONFIG
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def _trusted() -> dict[str, str]:
+    try:
+        table = json.loads(_trust_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def is_trusted(root: Path) -> bool:
+    """Whether the user trusted this folder's config file as it is now (a changed file asks again)."""
+    return _trusted().get(str(root.resolve())) == _digest(root)
+
+
+def trust_folder(root: Path) -> None:
+    table = _trusted()
+    table[str(root.resolve())] = _digest(root)
+    _trust_file().parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(_trust_file(), json.dumps(table, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def untrusted_settings(root: Path) -> list[str]:
+    """What this folder's config would widen, when the folder is not trusted yet (else nothing)."""
+    project = root / PROJECT_CONFIG
+    if not project.is_file() or is_trusted(root):
+        return []
+    data = read_toml(project)
+    _check_keys(data, project)
+    return widening_settings(data)

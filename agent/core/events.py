@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from agent.backends.base import TurnStats
@@ -42,6 +42,7 @@ class InitEvent(Event):
     tools: list[str]
     resumed: bool
     context_window: int
+    warnings: list[str] = field(default_factory=list)  # settings left out, and why
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import git
 
 from agent.core import context, environment
 from agent.backends.base import Backend
-from agent.core.config import Config, load_config
+from agent.core.config import PROJECT_CONFIG, Config, load_config
 from agent.errors import AgentError
 from agent.core.events import EventSink, InitEvent
 from agent.core.loop import Agent, Limits
@@ -54,10 +54,16 @@ class RunSettings:
     spec: str | None = None
     spec_n_max: int = 3
     mtp: Path | None = None
+    trust_project: bool = False  # the repository's own config may widen what runs (and this is remembered)
 
 
 def _flag_or_config(flag: bool | None, table: dict, key: str, default: bool) -> bool:
     return flag if flag is not None else bool(table.get(key, default))
+
+
+def untrusted_warning(ignored: list[str]) -> str:
+    return (f"ignoring {', '.join(ignored)} from {PROJECT_CONFIG}: this folder is not trusted; "
+            "if you trust it, run once with --trust-project (or answer the question in `agent`)")
 
 
 def find_root(cwd: Path) -> Path:
@@ -120,7 +126,7 @@ def open_session(settings: RunSettings, root: Path, backend: Backend) -> Session
 
 def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: Approver | None = None) -> tuple[Agent, InitEvent]:
     root = find_root(cwd)
-    config = load_config(root)
+    config = load_config(root, trust_project=settings.trust_project)
     permissions = Permissions.from_settings(settings.permission_mode or config.permission_mode,
                                             config.allow + settings.allow, config.deny + settings.deny)
     backend = make_backend(settings, config)
@@ -135,6 +141,7 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
         raise AgentError(f"[agent] network must be one of {', '.join(NETWORK_SETTINGS)}, not '{network}'")
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}", network=network)
     agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
+    warnings = [untrusted_warning(config.ignored)] if config.ignored else []
     init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),
-                     bool(settings.resume or settings.continue_session), backend.context_window)
+                     bool(settings.resume or settings.continue_session), backend.context_window, warnings)
     return agent, init

@@ -91,6 +91,10 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
     agent.add_argument("--allow", action="append", default=default([]), metavar="RULE",
                        help="allow calls matching RULE, e.g. 'shell(pytest *)'")
     agent.add_argument("--deny", action="append", default=default([]), metavar="RULE", help="deny calls matching RULE (deny wins)")
+    agent.add_argument("--trust-project", action="store_true", default=default(False),
+                       help="let this repository's own .mtp-agent/config.toml widen what runs (mode, allow rules, "
+                            "backend server or model) and remember that for this content of the file; without it an "
+                            "untrusted folder's widening settings are ignored with a warning")
     resume = agent.add_mutually_exclusive_group()
     resume.add_argument("-c", "--continue", dest="continue_session", action="store_true", default=default(False),
                         help="continue the latest session of this repository")

@@ -5,6 +5,7 @@ the running turn; Ctrl-D or /quit leaves."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, TextIO
 
@@ -21,7 +22,8 @@ from agent.core.events import (Event, PermissionEvent, PrefillProgressEvent, Res
 from agent.core.stream import StreamSplitter
 from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.permissions import Approval
-from agent.core.setup import RunSettings
+from agent.core.setup import RunSettings, find_root
+from agent.frontends.trust import ask_trust
 
 
 class SessionCompleter(Completer):
@@ -85,11 +87,18 @@ class Repl:
     def __init__(self, settings: RunSettings, cwd: Path, stdin: TextIO | None = None, console: Console | None = None):
         self.console = console or Console(highlight=False)
         self.stdin = stdin or sys.stdin
-        self.interactive = InteractiveSession(settings, cwd, Printer(self.console), self.ask)
         self.prompt: PromptSession | None = None
+        if not settings.trust_project and ask_trust(find_root(cwd), self.read, self._say):
+            settings = replace(settings, trust_project=True)
+        self.interactive = InteractiveSession(settings, cwd, Printer(self.console), self.ask)
+        for warning in self.interactive.init_event.warnings:
+            self.console.print(f"warning: {warning}", style="yellow", markup=False)
         if self.stdin.isatty():
             self.prompt = PromptSession(history=FileHistory(str(self.interactive.history_path())),
                                         completer=SessionCompleter(self.interactive), complete_while_typing=True)
+
+    def _say(self, text: str) -> None:
+        self.console.print(text, markup=False)
 
     def read(self, message: str) -> str | None:
         """A line from the user, None at end of input."""
@@ -98,7 +107,7 @@ class Repl:
                 return self.prompt.prompt(message)
             except EOFError:
                 return None
-        self.console.print(message, end="")
+        self.console.print(message, end="", markup=False)  # "[y/N]" is text, not a style
         line = self.stdin.readline()
         return None if not line else line.rstrip("\n")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from agent.core.loop import EventSink, RunResult
@@ -14,5 +15,7 @@ def run_task(settings: RunSettings, task: str, cwd: Path, on_event: EventSink, a
     if not task.strip():
         raise AgentError("the task is empty; give a task file, '-' for stdin, or --prompt TEXT")
     agent, init = prepare(settings, cwd, on_event, approver)
+    for warning in init.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     on_event(init)
     return agent.run(task)

@@ -7,6 +7,7 @@ messages; approvals cross back with call_from_thread. The UI thread never waits 
 from __future__ import annotations
 
 from concurrent.futures import Future, TimeoutError as FutureTimeout
+from dataclasses import replace
 from pathlib import Path
 
 from prompt_toolkit.history import FileHistory
@@ -25,7 +26,8 @@ from agent.frontends.commands import help_text
 from agent.frontends.interactive import ApprovalRequest, InteractiveSession, Reply
 from agent.core.loop import Interrupted
 from agent.core.permissions import DENIED, Approval
-from agent.core.setup import RunSettings
+from agent.core.setup import RunSettings, find_root
+from agent.frontends.trust import ask_trust
 from agent.frontends.tui.screens import ApprovalScreen, HelpScreen, ResumeScreen
 from agent.frontends.tui.widgets import AssistantBlock, Completions, Notice, PromptInput, StatusLine, ToolBlock, UserBlock, diff_view
 
@@ -104,6 +106,8 @@ class AgentApp(App):
             self.redraw_transcript()
         self.notice(f"{init.model} ({init.backend}) in {init.root} · {init.permission_mode} mode · "
                     f"session {init.session_id}" + (" (resumed)" if init.resumed else ""))
+        for warning in init.warnings:
+            self.notice(f"warning: {warning}", "warning")
         self.query_one("#prompt").focus()
         self.show_status()
 
@@ -404,6 +408,8 @@ class AgentApp(App):
 
 
 def run_tui(settings: RunSettings, cwd: Path) -> int:
+    if not settings.trust_project and ask_trust(find_root(cwd), input, print):  # on the terminal, before the UI takes it
+        settings = replace(settings, trust_project=True)
     app = AgentApp()
     app.attach(InteractiveSession(settings, cwd, app.post_event, app.ask))
     app.run()
