@@ -56,6 +56,7 @@ def test_headless_run_with_the_default_model(project, default_model):
     # speculation is on by default (prompt lookup for this model), and its counts add up
     assert final["drafted_tokens"] == sum(s["drafted_tokens"] for s in stats)
     assert final["accepted_tokens"] == sum(s["accepted_tokens"] for s in stats) <= final["drafted_tokens"]
+    assert final["mtp_drafted_tokens"] == 0  # no MTP head: every draft is prompt lookup's, and not called MTP
 
 
 def test_spec_off_reaches_the_engine(project, default_model):

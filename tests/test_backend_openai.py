@@ -341,3 +341,15 @@ def test_a_required_call_is_asked_for_with_tool_choice(server):
     server.on("POST", "/v1/chat/completions", sse(chunk(content="x"), chunk(finish="stop")))
     backend_for(server).complete(USER, TOOLS, options=TurnOptions(require_call=True))
     assert server.requests_to("/v1/chat/completions")[0].body["tool_choice"] == "required"
+
+
+def test_rates_come_only_from_the_servers_own_timings(server):
+    server.on("POST", "/v1/chat/completions", sse(chunk(content="hi"), chunk(finish="stop"), usage(prompt=120, completion=11)))
+    turn = backend_for(server).complete(USER, [])
+    assert turn.stats.prefill_seconds == 0 and turn.stats.decode_seconds == 0  # no rate made up from a wait
+    timings = {"prompt_n": 20, "prompt_ms": 100.0, "predicted_n": 11, "predicted_ms": 550.0}
+    server.on("POST", "/v1/chat/completions", sse(chunk(content="hi"), dict(chunk(finish="stop"), timings=timings),
+                                                  usage(prompt=120, completion=11)))
+    stats = backend_for(server).complete(USER, []).stats
+    assert stats.prefill_seconds == 0.1 and stats.reused_prompt_tokens == 100  # 20 of 120 computed: 200 tok/s
+    assert abs(stats.decode_seconds - 0.5) < 1e-9  # the 10 tokens after the first: 20 tok/s

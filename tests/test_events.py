@@ -16,10 +16,12 @@ from agent.frontends.cli import main
 from tests.support.tui_support import make_repo, write_script
 
 KEYS = {
-    "init": ["type", "session_id", "backend", "model", "root", "permission_mode", "tools", "resumed", "context_window"],
+    "init": ["type", "session_id", "backend", "model", "root", "permission_mode", "tools", "resumed", "context_window",
+             "warnings"],
     "assistant": ["type", "turn", "text", "reasoning"],
     "stats": ["type", "turn", "prompt_tokens", "reused_prompt_tokens", "generated_tokens", "prefill_tokens_per_second",
-              "decode_tokens_per_second", "seconds", "drafted_tokens", "accepted_tokens"],
+              "decode_tokens_per_second", "seconds", "drafted_tokens", "accepted_tokens", "mtp_drafted_tokens",
+              "mtp_accepted_tokens"],
     "format_error": ["type", "turn", "error"],
     "tool_call": ["type", "turn", "id", "name", "arguments"],
     "tool_call+diff": ["type", "turn", "id", "name", "arguments", "diff"],
@@ -28,7 +30,8 @@ KEYS = {
     "permission": ["type", "id", "name", "decision", "reason"],
     "compaction": ["type", "elided", "summarized", "tokens_before", "tokens_after"],
     "result": ["type", "status", "exit_code", "answer", "error", "turns", "session_id", "prompt_tokens",
-               "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens", "duration_seconds",
+               "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens", "mtp_drafted_tokens",
+               "mtp_accepted_tokens", "duration_seconds",
                "prefill_tokens_per_second", "decode_tokens_per_second"],
 }
 

@@ -166,7 +166,21 @@ def test_a_model_that_cannot_load_lets_the_commit_through(repo):
     assert repo.message() == "written by hand"
     warnings = [line for line in done.stderr.splitlines() if line.startswith("mtp-agent:")]
     assert len(warnings) == 2, done.stderr  # one line per hook
-    assert all("skipped" in w and "missing.gguf" in w and "goes ahead" in w for w in warnings)
+    assert sorted("goes ahead" in w for w in warnings) == [False, True]  # the message hook's line
+    assert sorted("only the secret scan runs" in w for w in warnings) == [False, True]  # the review's
+    assert all("skipped" in w and "missing.gguf" in w for w in warnings)
+
+
+def test_when_the_review_model_fails_the_secret_scan_still_blocks_and_says_so(repo):
+    repo.configure({"name": "embedded", "model": str(repo.home / "missing.gguf")})
+    install(repo, "--review")
+    repo.stage("settings.py", "AWS_ACCESS_KEY_ID = 'AKIA" + "ZXCVBNMASDFGHJKL'\n")
+    head = repo.head()
+    blocked = repo.git("commit", "-qm", "settings", check=False)
+    assert blocked.returncode != 0 and repo.head() == head
+    review_lines = [line for line in blocked.stderr.splitlines() if "review skipped" in line]
+    assert review_lines and "only the secret scan runs" in review_lines[0] and "goes ahead" not in review_lines[0]
+    assert "the commit is blocked" in blocked.stderr
 
 
 def test_fail_closed_blocks_when_the_model_cannot_load(repo):

@@ -105,3 +105,18 @@ def test_an_allow_always_answer_keeps_a_trusted_folder_trusted(tmp_path):
     assert is_trusted(tmp_path)
     save_project_rule(tmp_path, "shell(make lint)")
     assert is_trusted(tmp_path) and load_config(tmp_path, user_file=tmp_path / "none.toml").allow == ["shell(make test)", "shell(make lint)"]
+
+
+def test_agent_trust_shows_asks_and_remembers(cloned, monkeypatch, capsys):
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    assert main(["trust"]) == 1 and not is_trusted(cloned)
+    assert "permissions.mode = 'yolo'" in capsys.readouterr().out
+    assert main(["trust", "--yes"]) == 0 and is_trusted(cloned)
+    assert main(["trust"]) == 0 and "trusted already" in capsys.readouterr().out
+
+
+def test_the_git_hooks_say_when_they_ignore_an_untrusted_folders_settings(cloned, capsys):
+    from agent.hooks.commands import _config
+
+    config = _config(cloned)
+    assert config.permission_mode == "ask" and "not trusted" in capsys.readouterr().err

@@ -71,8 +71,10 @@ class TurnStats:
     prefill_seconds: float = 0.0  # computing the prompt (a server: until the first token arrives)
     decode_seconds: float = 0.0  # the generated tokens after the first, which came with the prefill
     seconds: float = 0.0  # the whole turn
-    drafted_tokens: int = 0  # speculative decoding (embedded backend)
+    drafted_tokens: int = 0  # speculative decoding (embedded backend), all drafters
     accepted_tokens: int = 0
+    mtp_drafted_tokens: int = 0  # of which by the MTP head (the rest: prompt lookup)
+    mtp_accepted_tokens: int = 0
 
     def add(self, other: "TurnStats") -> None:
         """Sum another turn into this one (a run's totals)."""

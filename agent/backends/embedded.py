@@ -111,11 +111,13 @@ class EmbeddedBackend:
             raise ModelError(str(e)) from e
         completion = stream.completion
         s = completion.stats
+        spec = s.speculative or {}
         stats = TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
                           generated_tokens=s.generated_tokens, prefill_seconds=s.prefill_seconds,
                           decode_seconds=s.decode_seconds, seconds=time.perf_counter() - start,
-                          drafted_tokens=(s.speculative or {}).get("drafted", 0),
-                          accepted_tokens=(s.speculative or {}).get("accepted", 0))
+                          drafted_tokens=spec.get("drafted", 0), accepted_tokens=spec.get("accepted", 0),
+                          mtp_drafted_tokens=spec.get("drafts_by", {}).get("mtp", 0),
+                          mtp_accepted_tokens=spec.get("accepted_by", {}).get("mtp", 0))
         parsed = parse_tool_calls(completion.text, {t["function"]["name"] for t in tools})
         return ModelTurn(text=parsed.text, tool_calls=parsed.calls, raw=completion.text, reasoning=parsed.reasoning,
                          format_error=parsed.error, finish_reason=completion.finish_reason, stats=stats)

@@ -48,8 +48,8 @@ class _Stream:
     calls: list[PendingCall] = field(default_factory=list)
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    timings: dict[str, Any] | None = None  # llama-server's own prefill and decode times
     done: bool = False
-    first_token_at: float | None = None
 
     def received_chars(self) -> int:
         return (sum(map(len, self.content)) + sum(map(len, self.reasoning))
@@ -362,12 +362,12 @@ class OpenAIBackend:
             raise ModelError(f"{self._where()} reported an error mid-answer: {one_line(str(detail))}")
         if event.get("usage"):
             stream.usage = event["usage"]
+        if isinstance(event.get("timings"), dict):
+            stream.timings = event["timings"]
         for choice in event.get("choices") or []:
             delta = choice.get("delta") or {}
             piece = delta.get("content")
             thought = delta.get("reasoning_content") or delta.get("reasoning")
-            if (piece or thought or delta.get("tool_calls")) and stream.first_token_at is None:
-                stream.first_token_at = time.monotonic()
             if thought:
                 stream.reasoning.append(thought)
             if piece:
@@ -431,9 +431,20 @@ class OpenAIBackend:
                           seconds=ended - started)
         if not stats.generated_tokens:
             stats.generated_tokens = estimate_tokens(turn.raw + turn.reasoning) if (turn.raw or turn.reasoning) else 0
-        # the first token arrives with the prefill; the rest is decode
-        first = stream.first_token_at or ended
-        stats.prefill_seconds, stats.decode_seconds = first - started, ended - first
+        # rates only from what the server measured (llama-server's timings): a wait for the first
+        # byte mixes the network, the queue and the server's own cache, and can be zero
+        timings = stream.timings or {}
+        try:
+            prompt_ms, predicted_ms = float(timings.get("prompt_ms") or 0), float(timings.get("predicted_ms") or 0)
+        except (TypeError, ValueError):
+            prompt_ms = predicted_ms = 0.0
+        if prompt_ms > 0 and timings.get("prompt_n") is not None:
+            stats.prefill_seconds = prompt_ms / 1000
+            stats.reused_prompt_tokens = max(stats.prompt_tokens - int(timings["prompt_n"]), stats.reused_prompt_tokens)
+        if predicted_ms > 0 and timings.get("predicted_n"):
+            # decode_seconds covers the tokens after the first (events.StatsEvent)
+            n = int(timings["predicted_n"])
+            stats.decode_seconds = predicted_ms / 1000 * (n - 1) / n if n > 1 else 0.0
         return stats
 
 

@@ -90,7 +90,8 @@ class StatsEvent(Event):
                 "reused_prompt_tokens": s.reused_prompt_tokens, "generated_tokens": s.generated_tokens,
                 "prefill_tokens_per_second": round(self.prefill_tokens_per_second, 2),
                 "decode_tokens_per_second": round(self.decode_tokens_per_second, 2),
-                "seconds": round(s.seconds, 2), "drafted_tokens": s.drafted_tokens, "accepted_tokens": s.accepted_tokens}
+                "seconds": round(s.seconds, 2), "drafted_tokens": s.drafted_tokens, "accepted_tokens": s.accepted_tokens,
+                "mtp_drafted_tokens": s.mtp_drafted_tokens, "mtp_accepted_tokens": s.mtp_accepted_tokens}
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class ResultEvent(Event):
                 "error": self.error, "turns": self.turns, "session_id": self.session_id,
                 "prompt_tokens": t.prompt_tokens, "reused_prompt_tokens": t.reused_prompt_tokens,
                 "generated_tokens": t.generated_tokens, "drafted_tokens": t.drafted_tokens,
-                "accepted_tokens": t.accepted_tokens, "duration_seconds": round(self.duration_seconds, 3),
+                "accepted_tokens": t.accepted_tokens, "mtp_drafted_tokens": t.mtp_drafted_tokens,
+                "mtp_accepted_tokens": t.mtp_accepted_tokens, "duration_seconds": round(self.duration_seconds, 3),
                 "prefill_tokens_per_second": round(tokens_per_second(computed, t.prefill_seconds), 2),
                 "decode_tokens_per_second": round(tokens_per_second(t.generated_tokens - self.turns, t.decode_seconds), 2)}
 

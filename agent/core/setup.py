@@ -63,7 +63,7 @@ def _flag_or_config(flag: bool | None, table: dict, key: str, default: bool) -> 
 
 def untrusted_warning(ignored: list[str]) -> str:
     return (f"ignoring {', '.join(ignored)} from {PROJECT_CONFIG}: this folder is not trusted; "
-            "if you trust it, run once with --trust-project (or answer the question in `agent`)")
+            "if you trust it, run `agent trust` (or pass --trust-project)")
 
 
 def find_root(cwd: Path) -> Path:

@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     undo = sub.add_parser("undo", parents=[common], help="restore the files as they were before the agent's last edits")
     undo.add_argument("--session", metavar="ID", help="undo in this session (default: the latest checkpoint of any)")
     sub.add_parser("sessions", parents=[common], help="this repository's saved sessions, newest first")
+    trust = sub.add_parser("trust", parents=[common], help="let this repository's .mtp-agent/config.toml widen what runs "
+                                                           "(shown first; remembered until the file changes)")
+    trust.add_argument("--yes", action="store_true", help="trust without asking")
 
     _git_helper_parsers(sub, [common, _backend_options(defaults=False)])
 
@@ -406,6 +409,12 @@ def _run_settings(args: argparse.Namespace):
     return RunSettings(**given, spec_n_max=args.spec_draft_n_max)
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from agent.frontends.trust import cmd_trust
+
+    return cmd_trust(args)
+
+
 def _mtp(args: argparse.Namespace) -> int:
     from agent.engine_tools.mtp_graft import cmd_mtp
 
@@ -469,4 +478,5 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
             "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions, "commit-msg": _git_helper("cmd_commit_msg"),
-            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp, "eval": _eval}
+            "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp, "eval": _eval,
+            "trust": _trust}

@@ -66,16 +66,21 @@ class Status:
     context_limit: int = 0
     prefill_tps: float = 0.0
     decode_tps: float = 0.0
-    drafted: int = 0
+    drafted: int = 0  # all drafters
     accepted: int = 0
+    mtp_drafted: int = 0  # of which by the MTP head; the rest by prompt lookup
+    mtp_accepted: int = 0
     reused: int = 0
     branch: str | None = None
     dirty: bool = False
     session_id: str = ""
 
-    @property
-    def acceptance(self) -> float | None:
-        return self.accepted / self.drafted if self.drafted else None
+    def drafts(self) -> list[tuple[str, int, int]]:
+        """(label, accepted, drafted) for each kind of draft this session had: `MTP` only for
+        the MTP head's, `lookup` for prompt lookup's."""
+        lookup_drafted, lookup_accepted = self.drafted - self.mtp_drafted, self.accepted - self.mtp_accepted
+        return [(label, accepted, drafted) for label, accepted, drafted in
+                (("MTP", self.mtp_accepted, self.mtp_drafted), ("lookup", lookup_accepted, lookup_drafted)) if drafted]
 
 
 class InteractiveSession:
@@ -126,6 +131,8 @@ class InteractiveSession:
             s.reused = turn.reused_prompt_tokens
             s.drafted += turn.drafted_tokens
             s.accepted += turn.accepted_tokens
+            s.mtp_drafted += turn.mtp_drafted_tokens
+            s.mtp_accepted += turn.mtp_accepted_tokens
             s.context_used = turn.prompt_tokens + turn.generated_tokens
         elif isinstance(event, CompactionEvent):
             self.status.context_used = event.tokens_after
@@ -279,7 +286,7 @@ class InteractiveSession:
 
     def _new_session_status(self) -> None:
         self.status.session_id = self.session.id
-        self.status.drafted = self.status.accepted = self.status.reused = 0
+        self.status.drafted = self.status.accepted = self.status.mtp_drafted = self.status.mtp_accepted = self.status.reused = 0
         self.status.context_used = self.agent.context_tokens()
 
     # -- completion and status ------------------------------------------------------------------
@@ -321,14 +328,18 @@ def stats_text(interactive: InteractiveSession) -> str:
     s, events = interactive.status, interactive.session.events
     results = [e for e in events if e.get("type") == "result"]
     total = {key: sum(r.get(key, 0) for r in results) for key in
-             ("turns", "prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens")}
-    acceptance = f"{100 * total['accepted_tokens'] / total['drafted_tokens']:.0f}%" if total["drafted_tokens"] else "n/a"
+             ("turns", "prompt_tokens", "reused_prompt_tokens", "generated_tokens", "drafted_tokens", "accepted_tokens",
+              "mtp_drafted_tokens", "mtp_accepted_tokens")}
+    mtp = (total["mtp_accepted_tokens"], total["mtp_drafted_tokens"])
+    lookup = (total["accepted_tokens"] - mtp[0], total["drafted_tokens"] - mtp[1])
+    drafts = "; ".join(f"{name}: {accepted} of {drafted} drafted tokens accepted ({100 * accepted / drafted:.0f}%)"
+                       for name, (accepted, drafted) in (("MTP head", mtp), ("prompt lookup", lookup)) if drafted) or "none"
     return "\n".join([
         f"**session** {interactive.session.id} · {len(results)} tasks · {total['turns']} model turns",
         f"- model: {s.model} ({s.backend}), context {s.context_used} / {s.context_limit} tokens",
         f"- prompt tokens: {total['prompt_tokens']} ({total['reused_prompt_tokens']} reused from the cache)",
         f"- generated tokens: {total['generated_tokens']}",
         f"- last turn: prefill {s.prefill_tps:.1f} tok/s, decode {s.decode_tps:.1f} tok/s",
-        f"- speculative decoding: {total['accepted_tokens']} of {total['drafted_tokens']} drafted tokens accepted ({acceptance})",
+        f"- speculative decoding: {drafts}",
         f"- saved in {interactive.session.path}",
     ])

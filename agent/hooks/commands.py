@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
@@ -10,9 +11,9 @@ from pathlib import Path
 from typing import Callable
 
 from agent.backends.base import Backend, ModelError
-from agent.core.config import load_config
+from agent.core.config import Config, load_config
 from agent.errors import AgentError
-from agent.core.setup import RunSettings, make_backend
+from agent.core.setup import RunSettings, make_backend, untrusted_warning
 from agent.hooks.commit_message import write_commit_message
 from agent.hooks.diff import DiffTarget, GitError, git, read_changes
 from agent.hooks.install import HOOKS, SKIP_VARIABLE, describe_status, install, uninstall
@@ -28,8 +29,17 @@ def repository_root(cwd: Path) -> Path:
     return Path(top)
 
 
+@functools.cache
+def _config(root: Path) -> Config:
+    """The config (read once); a project file's widening settings left out for an untrusted folder say so."""
+    config = load_config(root)
+    if config.ignored:
+        print(f"mtp-agent: {untrusted_warning(config.ignored)}", file=sys.stderr)
+    return config
+
+
 def _backend_loader(settings: RunSettings, root: Path) -> Callable[[], Backend]:
-    return lambda: make_backend(settings, load_config(root))
+    return lambda: make_backend(settings, _config(root))
 
 
 def cmd_commit_msg(args: argparse.Namespace, settings: RunSettings) -> int:
@@ -118,7 +128,7 @@ def _run_hook(args: argparse.Namespace, settings: RunSettings) -> int:
     fail_open = 1 if args.fail_closed else 0
     try:
         root = repository_root(Path.cwd())
-        hook = HookSettings.from_config(load_config(root).hooks, timeout=args.timeout, fail_on=args.fail_on,
+        hook = HookSettings.from_config(_config(root).hooks, timeout=args.timeout, fail_on=args.fail_on,
                                         fail_closed=True if args.fail_closed else None, debug=args.debug or None)
     except AgentError as e:
         print(f"mtp-agent: {args.hook} skipped: {e}", file=sys.stderr)

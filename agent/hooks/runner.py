@@ -86,9 +86,11 @@ def within_budget(job: Callable[[threading.Event], T], seconds: float) -> T:
     return outcome["value"]  # type: ignore[return-value]
 
 
-def guarded(what: str, job: Callable[[threading.Event], T], settings: HookSettings, err: TextIO) -> T:
-    """The job's result, or one line on `err` and HookFailed (exit 0, or 1 with fail_closed)."""
-    outcome = "the commit is blocked (fail-closed)" if settings.fail_closed else "the commit goes ahead without it"
+def guarded(what: str, job: Callable[[threading.Event], T], settings: HookSettings, err: TextIO,
+            fail_open: str = "the commit goes ahead without it") -> T:
+    """The job's result, or one line on `err` and HookFailed (exit 0, or 1 with fail_closed);
+    `fail_open` says what happens next when the hook fails open."""
+    outcome = "the commit is blocked (fail-closed)" if settings.fail_closed else fail_open
     try:
         return within_budget(job, settings.timeout)
     except BudgetExceeded:
@@ -189,7 +191,9 @@ def pre_commit(root: Path, settings: HookSettings, load_backend: Callable[[], Ba
     if not changes.files:
         return 0
     try:
-        review = guarded("review", lambda cancel: review_changes(load_backend(), changes, cancel), settings, err)
+        # failing open, the secret scan still runs (it needs no model) and may block the commit
+        review = guarded("review", lambda cancel: review_changes(load_backend(), changes, cancel), settings, err,
+                         fail_open="only the secret scan runs")
     except HookFailed as e:
         if e.exit_code:
             return e.exit_code

@@ -15,6 +15,7 @@ class SpecStats:
     drafted_at: list[int] = field(default_factory=list)  # per draft position: how often a token was proposed there
     accepted_at: list[int] = field(default_factory=list)  # ... and accepted
     drafts_by: dict[str, int] = field(default_factory=dict)  # which drafter proposed how many tokens
+    accepted_by: dict[str, int] = field(default_factory=dict)  # ... and how many of them were accepted
     mtp_weight_bytes: int = 0
     mtp_kv_bytes: int = 0
     snapshot_bytes: int = 0
@@ -24,6 +25,7 @@ class SpecStats:
         self.drafted += n_drafted
         self.accepted += n_accepted
         self.drafts_by[drafter] = self.drafts_by.get(drafter, 0) + n_drafted
+        self.accepted_by[drafter] = self.accepted_by.get(drafter, 0) + n_accepted
         for i in range(n_drafted):
             while len(self.drafted_at) <= i:
                 self.drafted_at.append(0)
@@ -50,5 +52,6 @@ class SpecStats:
                 "acceptance_per_position": [round(x, 4) for x in self.acceptance_per_position],
                 "drafted_at": list(self.drafted_at), "accepted_at": list(self.accepted_at),
                 "tokens_per_forward": round(self.tokens_per_forward, 3), "drafts_by": dict(self.drafts_by),
+                "accepted_by": dict(self.accepted_by),
                 "mtp_weight_bytes": self.mtp_weight_bytes, "mtp_kv_bytes": self.mtp_kv_bytes,
                 "snapshot_bytes": self.snapshot_bytes}

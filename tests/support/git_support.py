@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from agent.core.config import trust_folder
+
 AGENT = [sys.executable, "-m", "agent"]
 
 GREET = "def greet(name):\n    return 'hello ' + name\n"
@@ -46,6 +48,7 @@ class Repo:
         (self.root / ".mtp-agent").mkdir(exist_ok=True)
         (self.root / ".mtp-agent" / "config.toml").write_text("\n".join(lines) + "\n")
         (self.root / ".git" / "info" / "exclude").write_text(".mtp-agent/\n")
+        trust_folder(self.root)  # the user's own settings, trusted as `agent trust` would (MTP_AGENT_CONFIG_DIR)
 
     def set_turns(self, turns: list[dict]) -> None:
         self.script.write_text("".join(json.dumps(t) + "\n" for t in turns))

@@ -156,8 +156,8 @@ def status_text(s: Status, activity: str = "") -> Text:
     parts = [(s.model, "bold"), (s.mode, ""), (f"ctx {_tokens(s.context_used)}/{_tokens(s.context_limit)}", "")]
     if s.prefill_tps or s.decode_tps:
         parts.append((f"prefill {s.prefill_tps:.0f} tok/s · decode {s.decode_tps:.1f} tok/s", ""))
-    if s.acceptance is not None:
-        parts.append((f"MTP {100 * s.acceptance:.0f}% ({s.accepted}/{s.drafted})", ""))
+    for label, accepted, drafted in s.drafts():
+        parts.append((f"{label} {100 * accepted / drafted:.0f}% ({accepted}/{drafted})", ""))
     if s.reused:
         parts.append((f"reused {_tokens(s.reused)}", ""))
     if s.branch:
