@@ -287,7 +287,8 @@ def test_format_error_message_states_the_problem_and_the_format():
     error = "the JSON inside <tool_call> is invalid: Expecting ',' delimiter at line 1 column 40"
     message = format_error_message(error, ["read_file", "bash"])
     assert error in message
-    assert format_tool_call("read_file", {"argument_name": "value"}) in message
+    assert format_tool_call("read_file", {"path": "src/app.py"}) in message  # a real call, not "argument_name"
+    assert "argument_name" not in message
     assert "read_file, bash" in message and "only the corrected tool call" in message
 
 
@@ -350,3 +351,13 @@ def test_call_to_an_offered_tool_in_prose_runs(text, visible):
 def test_answers_that_mention_json_are_still_answers(answer):
     parsed = parse_tool_calls(answer, TOOLS)
     assert (parsed.text, parsed.calls, parsed.error) == (answer.strip(), [], None)
+
+
+def test_every_tool_has_a_realistic_example_its_schema_accepts():
+    from agent.core.toolcalls import EXAMPLE_ARGUMENTS
+    from agent.tools import TOOLS
+
+    assert set(EXAMPLE_ARGUMENTS) == set(TOOLS)
+    for name, arguments in EXAMPLE_ARGUMENTS.items():
+        properties, required = TOOLS[name].parameters["properties"], TOOLS[name].parameters.get("required", [])
+        assert set(required) <= set(arguments) <= set(properties), name

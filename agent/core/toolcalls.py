@@ -110,8 +110,20 @@ def no_answer_message(tool_names: list[str], reasoned: bool) -> str:
     return render_prompt("no_answer.md", reasoned=reasoned, example=_example_call(tool_names) if tool_names else "")
 
 
+# realistic arguments for the correction's example: given `{"argument_name": "value"}`, small
+# models copied it word for word into their next call
+EXAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "read_file": {"path": "src/app.py"}, "write_file": {"path": "notes.md", "content": "# Notes\n"},
+    "edit_file": {"path": "src/app.py", "old_string": "return a - b", "new_string": "return a + b"},
+    "list_dir": {"path": "src"}, "glob": {"pattern": "**/*.py"}, "grep": {"pattern": "def main"},
+    "shell": {"command": "python -m pytest -q"}, "git_status": {}, "git_diff": {"staged": True},
+    "git_log": {"count": 5}, "git_commit": {"message": "Fix the sum in add()", "all": True},
+}
+
+
 def _example_call(tool_names: list[str]) -> str:
-    return format_tool_call((tool_names or ["tool_name"])[0], {"argument_name": "value"})
+    name = (tool_names or ["read_file"])[0]
+    return format_tool_call(name, EXAMPLE_ARGUMENTS.get(name, {"path": "src/app.py"}))
 
 
 # -- reasoning --------------------------------------------------------------------------------
