@@ -87,3 +87,10 @@ def test_an_alternating_model_ends_as_stuck_within_eight_turns(repo, server, cap
     code, events = run(server, capsys)
     result = events[-1]
     assert result["status"] == "stuck" and code == 4 and result["turns"] <= 8
+
+
+def test_the_model_is_told_why_a_hazard_was_refused(repo, server, capsys):
+    server.on("POST", "/v1/chat/completions", calls(("shell", {"command": "python -m pytest -q > out.txt"})), answer("ok"))
+    _, events = run(server, capsys, "--allow", "shell(python -m pytest*)")
+    result = [e for e in events if e["type"] == "tool_result"][0]
+    assert "it writes out.txt with >" in result["output"] and "allow rules cover plain commands only" in result["output"]

@@ -120,3 +120,18 @@ def test_the_git_hooks_say_when_they_ignore_an_untrusted_folders_settings(cloned
 
     config = _config(cloned)
     assert config.permission_mode == "ask" and "not trusted" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("answer", "mode"), [("y", "yolo"), ("n", "ask")])
+def test_the_tui_asks_on_the_terminal_before_it_starts(cloned, monkeypatch, capsys, answer, mode):
+    from agent.frontends.tui import app as tui
+
+    started = {}
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    monkeypatch.setattr(tui.AgentApp, "run", lambda self: started.setdefault("app", self))
+    script = cloned.parent / "quiet.jsonl"
+    script.write_text('{"text": "hi"}\n')
+    assert tui.run_tui(RunSettings(backend="scripted", script=script), cloned) == 0
+    assert "permissions.mode = 'yolo'" in capsys.readouterr().out
+    session = started["app"].interactive
+    assert session.permissions.mode == mode and bool(session.init_event.warnings) is (answer == "n")
