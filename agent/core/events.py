@@ -3,10 +3,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, ClassVar
 
 from agent.backends.base import TurnStats
+
+
+def json_line(value: Any) -> str:
+    """One JSON line as readable as it can be: non-ASCII text kept as is, unless the value holds
+    text that is not valid Unicode (a lone surrogate from a model or a server), which is escaped."""
+    line = json.dumps(value, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True)
+    return line
 
 
 def tokens_per_second(tokens: int, seconds: float) -> float:

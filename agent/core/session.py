@@ -22,7 +22,7 @@ from typing import Any
 import platformdirs
 
 from agent.backends.base import Message
-from agent.core.events import Event
+from agent.core.events import Event, json_line
 from agent.errors import AgentError
 
 
@@ -66,7 +66,7 @@ class Session:
             known = ", ".join(s.id for s in list_sessions(root)[:5]) or "none"
             raise AgentError(f"no session '{session_id}' for {root} (recent: {known}); see `agent sessions`")
         session = cls(session_id, path)
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()  # a damaged byte costs a character
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -96,7 +96,7 @@ class Session:
 
     def _write(self, record: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.write(json_line(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
 

@@ -201,6 +201,9 @@ def _git_helper_parsers(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # text a model wrote that is not valid Unicode prints escaped
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

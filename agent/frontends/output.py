@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from agent.core.events import (AssistantEvent, CompactionEvent, Event, EventSink, FormatErrorEvent, InitEvent,
+from agent.core.events import (AssistantEvent, CompactionEvent, Event, EventSink, FormatErrorEvent, InitEvent, json_line,
                                PermissionEvent, ResultEvent, StatsEvent, TextDeltaEvent, ToolCallEvent, ToolResultEvent)
 
 FORMATS = ("text", "json", "stream-json")
@@ -74,7 +74,7 @@ class JsonOutput:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ResultEvent):
-            print(json.dumps(event.as_dict(), ensure_ascii=False), file=self.out, flush=True)
+            print(json_line(event.as_dict()), file=self.out, flush=True)
 
 
 class StreamJsonOutput:
@@ -83,7 +83,7 @@ class StreamJsonOutput:
 
     def __call__(self, event: Event) -> None:
         if not isinstance(event, TextDeltaEvent):
-            print(json.dumps(event.as_dict(), ensure_ascii=False), file=self.out, flush=True)
+            print(json_line(event.as_dict()), file=self.out, flush=True)
 
 
 def make_output(name: str) -> EventSink:

@@ -144,12 +144,25 @@ def validate_arguments(tool: Tool, arguments: Any) -> tuple[dict[str, Any], list
         if value is None:
             continue  # models often send null for "not given"; a required one is reported below
         value = _coerce(value, spec)
-        problem = _type_problem(name, value, spec)
+        problem = _type_problem(name, value, spec) or _unicode_problem(name, value)
         if problem:
             problems.append(problem)
         ready[name] = value
     problems.extend(f"missing required argument '{name}'" for name in required if arguments.get(name) is None)
     return ready, problems
+
+
+def _unicode_problem(name: str, value: Any) -> str | None:
+    """A string argument holding a lone surrogate (a model's or a server's broken text) cannot be
+    written to a file or passed to a command."""
+    for text in (value if isinstance(value, list) else [value]):
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return (f"argument '{name}' holds text that is not valid Unicode (a lone surrogate at character "
+                        f"{e.start}); send it again without it")
+    return None
 
 
 def run_tool(tool: Tool, ws: Workspace, arguments: dict[str, Any]) -> ToolResult:
