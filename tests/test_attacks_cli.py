@@ -94,3 +94,27 @@ def test_the_model_is_told_why_a_hazard_was_refused(repo, server, capsys):
     _, events = run(server, capsys, "--allow", "shell(python -m pytest*)")
     result = [e for e in events if e["type"] == "tool_result"][0]
     assert "it writes out.txt with >" in result["output"] and "allow rules cover plain commands only" in result["output"]
+
+
+def streams_forever(h) -> None:
+    h.start_stream()
+    while not h.fake.release.wait(0.05):
+        h.write_chunk(b"data: " + json.dumps(chunk(content="more ")).encode() + b"\n\n")
+
+
+def test_max_time_stops_a_model_that_streams_forever(repo, server, capsys):
+    import time
+
+    server.on("POST", "/v1/chat/completions", streams_forever)
+    start = time.monotonic()
+    code, events = run(server, capsys, "--max-time", "1")
+    assert events[-1]["status"] == "limit" and "--max-time 1" in events[-1]["error"] and code == 3
+    assert time.monotonic() - start < 10
+
+
+def test_max_tokens_bounds_each_turn(repo, server, capsys):
+    server.on("POST", "/v1/chat/completions", answer("ok"))
+    run(server, capsys, "--max-tokens", "77")
+    assert server.requests_to("/v1/chat/completions")[0].body["max_tokens"] == 77
+    assert main(["run", "--backend", "openai", "--base-url", server.url, "--model", "m", "--prompt", "x",
+                 "--max-tokens", "0"]) == 2

@@ -30,7 +30,8 @@ def test_flags_win_over_the_config():
     settings = EngineSettings.from_config(flags, CONFIGURED)
     assert settings == EngineSettings(model="flag.gguf", device="cpu", ctx=1024, weights="dense", dtype="float32",
                                       chat_template=Path("t.jinja"), temperature=0.0, spec="off", spec_n_max=5,
-                                      mtp=Path("mtp-x.gguf"), max_new_tokens=512)  # no flag sets max_new_tokens
+                                      mtp=Path("mtp-x.gguf"), max_new_tokens=512)
+    assert EngineSettings.from_config(RunSettings(max_tokens=77), CONFIGURED).max_new_tokens == 77  # --max-tokens
 
 
 def test_constrained_tool_calls_are_on_unless_a_flag_or_the_config_turns_them_off():

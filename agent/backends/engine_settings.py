@@ -41,7 +41,7 @@ class EngineSettings:
                    ctx=flags.ctx or backend.get("context_window"), weights=flags.weights, dtype=flags.dtype,
                    chat_template=flags.chat_template, temperature=float(temperature),
                    spec=flags.spec or backend.get("spec", "auto"), spec_n_max=flags.spec_n_max, mtp=flags.mtp,
-                   max_new_tokens=int(backend.get("max_new_tokens", 2048)),
+                   max_new_tokens=int(flags.max_tokens or backend.get("max_new_tokens") or backend.get("max_tokens") or 2048),
                    constrain=flags.constrain if flags.constrain is not None else bool(backend.get("constrain", True)))
 
     def load(self) -> tuple[Engine, Path, float]:

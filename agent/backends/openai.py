@@ -34,6 +34,7 @@ from agent.backends.openai_wire import (
 DEFAULT_CONTEXT_WINDOW = 8192
 MAX_RETRIES = 2
 RETRY_STATUSES = {502, 503, 504}
+MIN_TURN_TOKENS = 256  # a turn's token bound never goes below this, even when the estimate says the context is full
 
 
 class _Retryable(Exception):
@@ -221,8 +222,9 @@ class OpenAIBackend:
                 body["response_format"] = {"type": "json_schema",
                                            "json_schema": {"name": "reply", "schema": options.reply.schema}}
         limit = self.max_tokens if max_tokens is None else max_tokens
-        if limit is not None:
-            body["max_tokens"] = limit
+        if limit is None:  # the room the context has left: a server that never stops still ends the turn
+            limit = max(self.context_window - self.count_tokens(messages, tools), MIN_TURN_TOKENS)
+        body["max_tokens"] = limit
         if self.temperature is not None:
             body["temperature"] = self.temperature
         sampling = options.sampling

@@ -259,11 +259,13 @@ class Agent:
 
     def _on_text(self, delta: str) -> None:
         self._check_interrupt()
+        self._check_time()  # --max-time holds while a model streams, not only between turns
         self._streamed += delta
         self.emit(TextDeltaEvent(delta))
 
     def _on_prefill(self, done: int, total: int) -> None:
         self._check_interrupt()
+        self._check_time()
         self.emit(PrefillProgressEvent(done, total))
 
     def execute(self, call: ToolCall, own: bool = False) -> tuple[str, bool]:
@@ -381,6 +383,9 @@ class Agent:
         turns = self.turns - self._first_turn
         if turns >= self.limits.max_turns:
             raise LimitReached(f"stopped after {turns} model turns (--max-turns {self.limits.max_turns})")
+        self._check_time()
+
+    def _check_time(self) -> None:
         elapsed = time.monotonic() - self._start
         if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
             raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")

@@ -54,6 +54,7 @@ class RunSettings:
     spec: str | None = None
     spec_n_max: int = 3
     mtp: Path | None = None
+    max_tokens: int | None = None  # per model turn; None: [backend] max_new_tokens / max_tokens, else the context left
     trust_project: bool = False  # the repository's own config may widen what runs (and this is remembered)
 
 
@@ -75,6 +76,8 @@ def find_root(cwd: Path) -> Path:
 
 
 def make_backend(settings: RunSettings, config: Config) -> Backend:
+    if settings.max_tokens is not None and settings.max_tokens < 1:
+        raise AgentError(f"--max-tokens must be at least 1 (got {settings.max_tokens})")
     name = settings.backend or config.backend.get("name", "embedded")
     if name == "scripted":
         from agent.backends.scripted import ScriptedBackend
@@ -87,7 +90,7 @@ def make_backend(settings: RunSettings, config: Config) -> Backend:
         from agent.backends.openai import OpenAIBackend
 
         flags = {"base_url": settings.base_url, "api_key": settings.api_key, "model": settings.model,
-                 "context_window": settings.ctx}
+                 "context_window": settings.ctx, "max_tokens": settings.max_tokens}
         try:
             return OpenAIBackend.from_settings({k: v for k, v in flags.items() if v is not None}, os.environ, config.backend)
         except ValueError as e:

@@ -84,7 +84,11 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
                        help="run repeated calls again instead of steering the model away from them ([agent] steer)")
     agent.add_argument("--look-first", dest="look_first", action="store_true", default=default(None),
                        help="the first turn of a task must call a tool before anything is answered ([agent] look_first)")
-    agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None), help="stop after this much wall time")
+    agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None),
+                       help="stop after this much wall time, even while the model is writing")
+    agent.add_argument("--max-tokens", type=int, metavar="N", default=default(None),
+                       help="at most N generated tokens per model turn (default: [backend] max_new_tokens, 2048 "
+                            "for the embedded model; for a server, the room the context has left)")
     agent.add_argument("--permission-mode", choices=["ask", "accept-edits", "plan", "yolo"], default=default(None),
                        help="ask: edits and commands need approval (denied when headless); accept-edits: edits run, "
                             "commands need approval; plan: read-only; yolo: everything runs")
