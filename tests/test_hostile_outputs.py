@@ -70,3 +70,27 @@ def test_a_tool_argument_that_is_not_valid_unicode_is_sent_back_not_run(tmp_path
     result = run_tool(TOOLS["write_file"], Workspace(tmp_path), {"path": "b.txt", "content": SURROGATE})
     assert result.is_error and "not valid Unicode (a lone surrogate at character 4)" in result.output
     assert not (tmp_path / "b.txt").exists()
+
+
+def test_tool_call_json_nested_thousands_deep_is_a_format_error():
+    from agent.core.toolcalls import parse_tool_calls
+
+    deep = '<tool_call>{"name": "read_file", "arguments": {"path": ' + "[" * 100000 + "]" * 100000 + "}}</tool_call>"
+    parsed = parse_tool_calls(deep, {"read_file"})
+    assert not parsed.calls and "nested too deep" in parsed.error
+
+
+def test_thousands_of_calls_in_one_turn_parse_in_linear_time_and_are_refused(repo):
+    import time
+
+    from agent.core.toolcalls import parse_tool_calls
+
+    many = '<tool_call>{"name": "read_file", "arguments": {"path": "a.txt"}}</tool_call>' * 20000
+    start = time.monotonic()
+    assert len(parse_tool_calls(many, {"read_file"}).calls) == 20000
+    assert time.monotonic() - start < 5  # was quadratic: 100,000 calls took 104 s
+    turns = [{"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}] * 40}, {"text": "done"}]
+    done = agent(repo, turns, "--prompt", "go", "--output-format", "stream-json")
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e for e in events if e["type"] == "format_error"][0]["error"].startswith("40 tool calls in one turn")
+    assert not [e for e in events if e["type"] == "tool_result"] and events[-1]["status"] == "done"

@@ -23,6 +23,13 @@ def load_json(text: str) -> tuple[list[Any], str | None]:
     """The JSON values in `text`, repairing what local models commonly get wrong, or the error
     of the strict parse (the most useful one to show the model)."""
     try:
+        return _load_json(text)
+    except (RecursionError, MemoryError):  # a model (or a server) nesting brackets thousands deep
+        return [], "the JSON is nested too deep to read; write flat arguments"
+
+
+def _load_json(text: str) -> tuple[list[Any], str | None]:
+    try:
         return [json.loads(text)], None
     except json.JSONDecodeError as e:
         error = f"{e.msg} at line {e.lineno} column {e.colno}"

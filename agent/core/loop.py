@@ -26,6 +26,7 @@ from agent.tools.base import Tool
 
 EVENT_OUTPUT_CHARS = 4000  # tool output copied into events; the model sees the whole result
 EVENT_DIFF_CHARS = 200_000  # an edit's diff is added to its tool_call event up to this size
+MAX_CALLS_PER_TURN = 32  # more in one turn is a runaway model or server, not a plan: sent back as a format error
 NO_ANSWER = "the turn has neither an answer nor a tool call"
 
 
@@ -165,6 +166,9 @@ class Agent:
         if self.workflow is not None and self.workflow.expects_reply():
             self._reply(turn)
             return
+        if len(turn.tool_calls) > MAX_CALLS_PER_TURN and not turn.format_error:
+            turn.format_error = (f"{len(turn.tool_calls)} tool calls in one turn; make at most {MAX_CALLS_PER_TURN}, "
+                                 "then look at their results")
         # a malformed turn keeps its text (the model should see what it wrote) but runs no calls
         calls = [] if turn.format_error else turn.tool_calls
         self.add({"role": "assistant", "content": turn.text, "raw": turn.raw or turn.text, "reasoning": turn.reasoning,

@@ -169,8 +169,17 @@ def _tagged_calls(text: str) -> tuple[list[tuple[int, int]], list[_Found]]:
     spans: list[tuple[int, int]] = []
     found: list[_Found] = []
     pos = 0
+    # the next occurrence of each tag, searched again only once passed (linear in the text: a
+    # server that sends thousands of calls in one turn does not cost quadratic time)
+    next_at = {CALL_OPEN: -2, FUNCTION_OPEN: -2}
+
+    def find(tag: str) -> int:
+        if next_at[tag] == -2 or 0 <= next_at[tag] < pos:
+            next_at[tag] = text.find(tag, pos)
+        return next_at[tag]
+
     while True:
-        call_at, function_at = text.find(CALL_OPEN, pos), text.find(FUNCTION_OPEN, pos)
+        call_at, function_at = find(CALL_OPEN), find(FUNCTION_OPEN)
         if call_at == -1 and function_at == -1:
             return spans, found
         if call_at != -1 and (function_at == -1 or call_at < function_at):
