@@ -61,6 +61,9 @@ def test_a_session_with_a_damaged_byte_still_loads(tmp_path, monkeypatch):
     session.path.write_bytes(bytes(data))
     loaded = Session.load(tmp_path, session.id)
     assert loaded.messages[1]["content"] == SURROGATE and loaded.messages[0]["content"].endswith("ix it")
+    with session.path.open("a", encoding="utf-8") as f:
+        f.write('{"type": "message", "message": {"role": "assistant", "content": "cut sh')  # a crash mid-write
+    assert len(Session.load(tmp_path, session.id).messages) == 2
 
 
 def test_a_tool_argument_that_is_not_valid_unicode_is_sent_back_not_run(tmp_path):
