@@ -21,11 +21,13 @@ from .grammar import GrammarConstraint
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
-from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
+from .kv_cache import KVCache
+from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
 from .tokenizer import Tokenizer
 
 DEFAULT_MAX_CONTEXT = 32768  # KV cache size unless asked otherwise (the model may allow more)
+MAX_VOCAB_DIFFERENCE = 128  # a draft model's vocabulary may add or lack this many tokens at its end (llama.cpp's bound)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -142,13 +144,14 @@ class Engine:
     def __init__(self, gguf: GGUFFile, model: torch.nn.Module, tokenizer: Tokenizer,
                  chat_template: ChatTemplate | None, device: torch.device, dtype: torch.dtype,
                  n_ctx: int, packed_weights: bool, mtp_head: MTPHead | None = None, spec: str = "off",
-                 spec_n_max: int = 3, warnings: list[str] | None = None):
+                 spec_n_max: int = 3, warnings: list[str] | None = None, draft_model: torch.nn.Module | None = None):
         self.gguf, self.model, self.tokenizer, self.chat_template = gguf, model, tokenizer, chat_template
         self.device, self.dtype, self.packed_weights = device, dtype, packed_weights
         self.cache = model.new_cache(n_ctx, dtype)
         self.mtp_head = mtp_head
         self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype) if mtp_head is not None else None
         self.ngram_drafter = NgramDrafter()
+        self.draft_drafter = DraftModelDrafter(draft_model, n_ctx, dtype) if draft_model is not None else None
         self.spec, self.spec_n_max = spec, spec_n_max
         self.step_costs = StepCosts()  # measured verify and draft costs, which auto's draft lengths weigh
         self.warnings = warnings or []  # things the user should know that did not stop the load
@@ -156,13 +159,14 @@ class Engine:
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
              chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
-             mtp: str | Path | None = None) -> "Engine":
+             mtp: str | Path | None = None, draft_model: str | Path | None = None) -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
         dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
         spec: "auto" (the model's MTP head when it has one, plus prompt lookup, with adaptive draft
         lengths), "mtp", "ngram" or "off"; mtp: an MTP sidecar file (else one embedded in the model
-        or an mtp-*.gguf next to it)."""
+        or an mtp-*.gguf next to it); draft_model: a smaller model of the same vocabulary that drafts
+        (llama.cpp's -md), used by "auto" and "draft"."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
         if spec not in SPEC_MODES:
@@ -186,10 +190,33 @@ class Engine:
         with torch.inference_mode():
             model = load_model(gguf, dev, dtype_, packed)
             head, warnings = cls._mtp_head(gguf, model, spec, mtp, dev, dtype_, packed)
+            drafting = cls._draft_model(draft_model, tokenizer, spec, dev, dtype_, packed) if spec in ("auto", "draft") else None
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings)
+        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
+
+    @staticmethod
+    def _draft_model(path: str | Path | None, tokenizer: Tokenizer, spec: str, device: torch.device, dtype: torch.dtype,
+                     packed: bool) -> torch.nn.Module | None:
+        """The draft model, checked to share the main model's vocabulary and to roll back freely."""
+        if path is None:
+            if spec == "draft":
+                raise EngineError("--spec draft needs a draft model: give one with --draft-model FILE|NAME")
+            return None
+        gguf = GGUFFile(path)
+        theirs = Tokenizer.from_gguf(gguf)
+        common = min(theirs.vocab_size, tokenizer.vocab_size)
+        if abs(theirs.vocab_size - tokenizer.vocab_size) > MAX_VOCAB_DIFFERENCE or \
+                theirs.id_to_bytes[:common] != tokenizer.id_to_bytes[:common]:
+            raise EngineError(f"the draft model {gguf.path.name} has another vocabulary ({theirs.vocab_size:,} tokens, "
+                              f"the model {tokenizer.vocab_size:,}); a draft model must tokenize the same way")
+        draft = load_model(gguf, device, dtype, packed)
+        gguf.release_pages()
+        if type(draft.new_cache(1, dtype)) is not KVCache:
+            raise EngineError(f"the draft model {gguf.path.name} is a {gguf.get('general.architecture')} model with "
+                              "recurrent state; a draft model must be attention-only (llama, qwen2...)")
+        return draft
 
     @staticmethod
     def _mtp_head(gguf: GGUFFile, model: torch.nn.Module, spec: str, sidecar: str | Path | None, device: torch.device,
@@ -285,7 +312,10 @@ class Engine:
             if self.mtp_drafter is None:
                 raise EngineError("spec 'mtp' needs an MTP head, and none was loaded (load with spec='auto' or 'mtp')")
             return [self.mtp_drafter]
-        return [d for d in (self.ngram_drafter, self.mtp_drafter) if d is not None]  # see DraftPolicy.choose
+        if self.spec == "draft":
+            return [self.draft_drafter]
+        # see DraftPolicy.choose: lookup first, then the MTP head (cheaper), then the draft model
+        return [d for d in (self.ngram_drafter, self.mtp_drafter, self.draft_drafter) if d is not None]
 
     def _mtp_sizes(self) -> dict[str, int]:
         if self.mtp_head is None:
@@ -309,6 +339,7 @@ class Engine:
     def reset(self) -> None:
         """Forget the cached prompt prefix (the next prompt is computed from scratch)."""
         self.cache.truncate(0)
-        if self.mtp_drafter is not None:
-            self.mtp_drafter.truncate(0)
+        for drafter in (self.mtp_drafter, self.draft_drafter):
+            if drafter is not None:
+                drafter.truncate(0)
 

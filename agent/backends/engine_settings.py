@@ -30,6 +30,7 @@ class EngineSettings:
     spec: str = "auto"
     spec_n_max: int = 3
     mtp: Path | None = None
+    draft_model: str | None = None  # a GGUF path or a catalog name: a smaller model that drafts
     max_new_tokens: int = 2048
     constrain: bool = True  # tool calls within the grammar of the offered tools
 
@@ -41,6 +42,7 @@ class EngineSettings:
                    ctx=flags.ctx or backend.get("context_window"), weights=flags.weights, dtype=flags.dtype,
                    chat_template=flags.chat_template, temperature=float(temperature),
                    spec=flags.spec or backend.get("spec", "auto"), spec_n_max=flags.spec_n_max, mtp=flags.mtp,
+                   draft_model=flags.draft_model or backend.get("draft_model"),
                    max_new_tokens=int(flags.max_tokens or backend.get("max_new_tokens") or backend.get("max_tokens") or 2048),
                    constrain=flags.constrain if flags.constrain is not None else bool(backend.get("constrain", True)))
 
@@ -53,9 +55,10 @@ class EngineSettings:
 
         template = read_chat_template(self.chat_template)
         path = resolve_model(self.model, show_progress=True)
+        draft = resolve_model(self.draft_model, show_progress=True) if self.draft_model else None
         start = time.perf_counter()
         engine = Engine.load(path, device=self.device, n_ctx=self.ctx, weights=self.weights, chat_template=template,
-                             dtype=self.dtype, spec=self.spec, spec_n_max=self.spec_n_max, mtp=self.mtp)
+                             dtype=self.dtype, spec=self.spec, spec_n_max=self.spec_n_max, mtp=self.mtp, draft_model=draft)
         seconds = time.perf_counter() - start
         for warning in engine.warnings:  # e.g. MTP drafting turned off: one line each
             print(f"agent: warning: {warning}", file=sys.stderr)

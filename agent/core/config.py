@@ -60,7 +60,7 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
 KNOWN_KEYS: dict[str, set[str]] = {
     "permissions": {"mode", "allow", "deny"},
     "backend": {"name", "model", "base_url", "api_key", "context_window", "temperature", "max_new_tokens", "max_tokens",
-                "constrain", "spec", "script", "read_timeout"},
+                "constrain", "spec", "script", "read_timeout", "draft_model"},
     "agent": {"max_turns", "max_time", "look_first", "steer", "workflow", "network"},
     "hooks": {"timeout", "fail_closed", "fail_on", "style"},
 }
@@ -143,7 +143,7 @@ def save_project_rule(root: Path, rule: str) -> Path:
 # A cloned repository's .mtp-agent/config.toml is the repository author's, not the user's: what
 # widens what runs without asking, or where code and prompts are sent, waits for the user's trust
 # (as Claude Code and Codex ask before a folder's settings apply). Narrowing settings always apply.
-WIDENING_BACKEND_KEYS = {"name", "base_url", "api_key", "model", "script"}
+WIDENING_BACKEND_KEYS = {"name", "base_url", "api_key", "model", "script", "draft_model"}
 NARROW_MODES = {"ask", "plan"}
 
 

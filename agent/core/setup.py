@@ -54,6 +54,7 @@ class RunSettings:
     spec: str | None = None
     spec_n_max: int = 3
     mtp: Path | None = None
+    draft_model: str | None = None  # a GGUF path or catalog name (--draft-model)
     max_tokens: int | None = None  # per model turn; None: [backend] max_new_tokens / max_tokens, else the context left
     trust_project: bool = False  # the repository's own config may widen what runs (and this is remembered)
 

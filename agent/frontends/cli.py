@@ -35,13 +35,17 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
                         help="compute dtype (auto: bfloat16 on GPU, float32 on CPU)")
     common.add_argument("--chat-template", metavar="FILE", default=default(None),
                         help="a jinja chat template to use instead of the model's own")
-    common.add_argument("--spec", default=default(None), choices=["auto", "mtp", "ngram", "off"],
-                        help="speculative decoding: the model's MTP head and prompt lookup with adaptive draft "
-                             "lengths (auto, the default), the MTP head only, prompt lookup only, or none")
+    common.add_argument("--spec", default=default(None), choices=["auto", "mtp", "ngram", "draft", "off"],
+                        help="speculative decoding: the model's MTP head, prompt lookup and a --draft-model with "
+                             "adaptive draft lengths (auto, the default), the MTP head only, prompt lookup only, "
+                             "the draft model only, or none")
     common.add_argument("--spec-draft-n-max", type=int, metavar="N", default=default(3),
                         help="most tokens drafted per step (default 3)")
     common.add_argument("--mtp", metavar="FILE", default=default(None),
                         help="an MTP sidecar (mtp-*.gguf) for a model converted without its MTP block")
+    common.add_argument("-md", "--draft-model", metavar="FILE|NAME", default=default(None),
+                        help="a smaller model of the same vocabulary that drafts for speculative decoding "
+                             "(llama.cpp's -md), e.g. qwen2.5-coder-0.5b for qwen2.5-coder-1.5b")
     common.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks for errors")
     return common
 
@@ -411,7 +415,7 @@ def _run_settings(args: argparse.Namespace):
     from agent.core.setup import RunSettings
 
     given = {f.name: getattr(args, f.name) for f in fields(RunSettings) if hasattr(args, f.name)}
-    for name in ("script", "chat_template", "mtp"):
+    for name in ("script", "chat_template", "mtp"):  # draft_model stays a string: a file or a catalog name
         given[name] = Path(given[name]) if given.get(name) else None
     return RunSettings(**given, spec_n_max=args.spec_draft_n_max)
 

@@ -212,3 +212,86 @@ class NgramDrafter:
                     return Draft(tokens, self.name, STRONG_LOOKUP, STRONG)
                 return Draft(tokens, self.name, self.name, WEAK)
         return Draft([], self.name, self.name, WEAK)
+
+
+class DraftModelDrafter:
+    """A smaller model of the same vocabulary drafts greedily (llama.cpp's -md), with a KV cache of
+    its own. Tokens the main model keeps are queued and run through the draft model in one batch
+    when the next draft needs them; its rows for drafts the main model then accepts are kept, so
+    an accepted draft costs the draft model nothing more."""
+
+    name = "draft"
+    free = False
+    FLUSH_ROWS = 64
+
+    def __init__(self, model: torch.nn.Module, max_tokens: int, dtype: torch.dtype):
+        self.model = model
+        self.cache: KVCache = model.new_cache(max_tokens, dtype)
+        self.queued: list[int] = []  # kept by the main model, not yet run through the draft model
+
+    @property
+    def observed(self) -> int:
+        return self.cache.length + len(self.queued)
+
+    def max_keep(self) -> int:
+        return self.observed
+
+    def truncate(self, n_tokens: int) -> None:
+        if n_tokens < self.cache.length:
+            self.cache.truncate(n_tokens)
+            self.queued = []
+        else:
+            del self.queued[n_tokens - self.cache.length:]
+
+    def observe(self, tokens: list[int], start: int, hidden: torch.Tensor) -> None:
+        if start < self.cache.length:  # rows run for this model's own drafts: keep those the main model kept
+            same = 0
+            for cached, kept in zip(self.cache.tokens[start:], tokens):
+                if cached != kept:
+                    break
+                same += 1
+            self.cache.truncate(start + same)
+            self.queued = []
+            tokens = tokens[same:]
+        else:
+            self.truncate(start)
+        self.queued.extend(tokens)
+        if len(self.queued) >= self.FLUSH_ROWS:
+            self.flush()
+
+    def _run(self, tokens: list[int]) -> torch.Tensor:
+        """Run tokens at the end of the cache (they stay in it); the last one's logits."""
+        self.cache.check_room(len(tokens))
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.model.device)
+        logits, _ = self.model(ids, self.cache.length, self.cache, "last")
+        self.cache.tokens.extend(tokens)
+        return logits[-1]
+
+    @torch.inference_mode()
+    def flush(self) -> None:
+        if self.queued:
+            tokens, self.queued = self.queued, []
+            self._run(tokens)
+
+    @torch.inference_mode()
+    def draft(self, last: int, context: list[int], n: int, worth: Worth | None = None) -> Draft:
+        """Up to n greedy drafts after `last`, gated by `worth` on the draft model's own
+        probability that every draft so far is right (as the MTP head's)."""
+        if n <= 0:
+            return Draft([], self.name, self.name)
+        self.truncate(len(context))
+        tokens, self.queued = self.queued + [last], []
+        drafts: list[int] = []
+        reaches: list[float] = []
+        reach = 1.0
+        for i in range(n):
+            row = self._run(tokens)
+            index = int(torch.argmax(row))
+            if worth is not None:
+                reach *= float(torch.softmax(row, dim=-1)[index])
+                if not worth(i, reach):
+                    break
+                reaches.append(reach)
+            drafts.append(index)
+            tokens = [index]
+        return Draft(drafts, self.name, self.name, MODEL, reaches if worth is not None else None)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from .drafters import STRONG, WEAK, Draft, Drafter
 
-MODES = ("auto", "mtp", "ngram", "off")
+MODES = ("auto", "mtp", "ngram", "draft", "off")
 MAX_DRAFT = 7  # a verify batch of up to 8 rows stays on the same kernels as a single-token step
 NO_DRAFT = Draft([], "none", "none")
 
