@@ -61,6 +61,7 @@ class TurnOptions:
     require_call: bool = False  # a tool call, not an answer (OpenAI's tool_choice "required")
     avoid_tools: frozenset[str] = frozenset()  # offered (the prompt stays the same) but not callable this turn
     reply: Reply | None = None  # the turn's shape, no calls (the prompt's tools stay, for the cache)
+    stop: tuple[str, ...] = ()  # the text ends before the first of these (a client's `stop`)
 
 
 @dataclass

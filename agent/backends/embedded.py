@@ -103,7 +103,8 @@ class EmbeddedBackend:
                 self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
             grammar = self.grammar(tools, options)
             stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
-                                        stop=() if grammar else STOP_STRINGS, on_prefill=on_progress, grammar=grammar)
+                                        stop=(() if grammar else STOP_STRINGS) + options.stop, on_prefill=on_progress,
+                                        grammar=grammar)
             for delta in stream:
                 if on_text:
                     on_text(delta)

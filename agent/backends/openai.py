@@ -225,6 +225,8 @@ class OpenAIBackend:
         if limit is None:  # the room the context has left: a server that never stops still ends the turn
             limit = max(self.context_window - self.count_tokens(messages, tools), MIN_TURN_TOKENS)
         body["max_tokens"] = limit
+        if options.stop:
+            body["stop"] = list(options.stop)
         if self.temperature is not None:
             body["temperature"] = self.temperature
         sampling = options.sampling

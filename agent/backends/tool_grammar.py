@@ -53,7 +53,7 @@ def tool_turn_grammar(tools: list[dict[str, Any]], call_format: str = HERMES, pa
         f"start: {'reasoning? ' if thinking else ''}({'' if require_call else 'ANSWER | '}calls | loose_call)",
         f"calls: call{'+' if parallel_calls else ''}",
         'loose_call: body | fence body "\\n```"',
-        "fence[lazy]: /```(json|tool_call)?[ \\t]*\\n/",
+        "fence[lazy]: /```(json|tool_call)?[ \\t]{0,4}\\n/",  # bounded: a model cannot pad the fence forever
         # text before a call ends at the first opening tag: lazy, so the tag cannot be swallowed;
         # a required call starts at once (else prose could run on and never open one)
         'head: "<tool_call>"' if require_call else "head[lazy]: HEAD",

@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mtp_parsers(sub, common)
 
     from agent.engine_tools.evaluate import add_parser as add_eval_parser
+    from agent.frontends.serve_cli import add_parser as add_serve_parser
+
+    add_serve_parser(sub, common)
 
     add_eval_parser(sub, [common, _backend_options(defaults=False)])
 
@@ -420,6 +423,12 @@ def _run_settings(args: argparse.Namespace):
     return RunSettings(**given, spec_n_max=args.spec_draft_n_max)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from agent.frontends.serve_cli import cmd_serve
+
+    return cmd_serve(args, _run_settings(args))
+
+
 def _trust(args: argparse.Namespace) -> int:
     from agent.frontends.trust import cmd_trust
 
@@ -490,4 +499,4 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 COMMANDS = {"interactive": cmd_interactive, "generate": cmd_generate, "bench": cmd_bench, "models": cmd_models,
             "run": cmd_run, "undo": cmd_undo, "sessions": cmd_sessions, "commit-msg": _git_helper("cmd_commit_msg"),
             "review": _git_helper("cmd_review"), "hooks": _git_helper("cmd_hooks"), "mtp": _mtp, "eval": _eval,
-            "trust": _trust}
+            "trust": _trust, "serve": _serve}
