@@ -12,6 +12,7 @@ from support.gguf_builder import TinyModel
 def own_config_dir(tmp_path_factory, monkeypatch) -> None:
     """No test reads the developer's config or trusts a folder in it."""
     monkeypatch.setenv("MTP_AGENT_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))  # MCP servers' logs
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ def test_an_unknown_key_is_an_error_naming_the_file_the_key_and_the_nearest_know
 
 
 def test_every_documented_key_is_known(tmp_path):
-    text = "\n".join(f"[{section}]\n" + "\n".join(f"{key} = {'[]' if key in ('allow', 'deny') else 1}" for key in sorted(keys))
+    values = {"allow": "[]", "deny": "[]", "servers": "{}"}
+    text = "\n".join(f"[{section}]\n" + "\n".join(f"{key} = {values.get(key, 1)}" for key in sorted(keys))
                      for section, keys in KNOWN_KEYS.items())
     project_config(tmp_path, text)
     assert load_config(tmp_path, user_file=tmp_path / "none.toml").agent["max_turns"] == 1

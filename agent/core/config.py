@@ -42,6 +42,7 @@ class Config:
     backend: dict[str, Any] = field(default_factory=dict)  # name, model, base_url, api_key, context_window, ...
     agent: dict[str, Any] = field(default_factory=dict)  # max_turns, max_time, shell_timeout, ...
     hooks: dict[str, Any] = field(default_factory=dict)  # timeout, fail_closed, fail_on, style (the git hooks)
+    mcp: dict[str, Any] = field(default_factory=dict)  # {"servers": {NAME: {command, args, env} or {url}}}
     sources: list[Path] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)  # the project's widening settings, left out: folder not trusted
 
@@ -63,6 +64,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
                 "constrain", "spec", "script", "read_timeout", "draft_model"},
     "agent": {"max_turns", "max_time", "look_first", "steer", "workflow", "network"},
     "hooks": {"timeout", "fail_closed", "fail_on", "style"},
+    "mcp": {"servers"},  # [mcp.servers.NAME] tables: tools/mcp_client.py checks them
 }
 
 
@@ -98,6 +100,7 @@ def _merge(config: Config, data: dict[str, Any], source: Path) -> None:
     config.backend.update(data.get("backend", {}))
     config.agent.update(data.get("agent", {}))
     config.hooks.update(data.get("hooks", {}))
+    config.mcp.setdefault("servers", {}).update(data.get("mcp", {}).get("servers", {}))
     config.sources.append(source)
 
 
@@ -156,6 +159,8 @@ def widening_settings(data: dict[str, Any]) -> list[str]:
     if permissions.get("allow"):
         found.append(f"permissions.allow = {permissions['allow']!r}")
     found += [f"backend.{key} = {backend[key]!r}" for key in sorted(WIDENING_BACKEND_KEYS & set(backend))]
+    if data.get("mcp", {}).get("servers"):  # MCP servers are programs started at once
+        found.append(f"mcp.servers = {sorted(data['mcp']['servers'])!r}")
     return found
 
 
@@ -163,7 +168,7 @@ def _without_widening(data: dict[str, Any]) -> dict[str, Any]:
     permissions = {k: v for k, v in data.get("permissions", {}).items()
                    if k == "deny" or (k == "mode" and v in NARROW_MODES)}
     backend = {k: v for k, v in data.get("backend", {}).items() if k not in WIDENING_BACKEND_KEYS}
-    return {**data, "permissions": permissions, "backend": backend}
+    return {**data, "permissions": permissions, "backend": backend, "mcp": {}}
 
 
 def _trust_file() -> Path:

@@ -65,7 +65,13 @@ class Rule:
             raise AgentError(f"permission rule '{text}' is not of the form tool or tool(pattern), e.g. \"shell(pytest *)\"")
         return cls(text.strip(), m["tool"], m["pattern"].strip() if m["pattern"] is not None else None)
 
+    def applies_to(self, tool: Tool) -> bool:
+        """`mcp(server__tool)` names tools from MCP servers; any other rule names tools by name."""
+        return fnmatch.fnmatchcase(tool.name, self.tool) or (self.tool == "mcp" and bool(getattr(tool, "server", "")))
+
     def matches(self, tool: Tool, subject: str | None) -> bool:
+        if self.tool == "mcp" and getattr(tool, "server", ""):
+            return fnmatch.fnmatchcase(tool.name, self.pattern or "*")
         if not fnmatch.fnmatchcase(tool.name, self.tool):
             return False
         if self.pattern is None or self.pattern in ("", "*", "**"):
@@ -146,7 +152,7 @@ class Permissions:
         return allowed or Decision("ask", f"{tool.name} needs approval in {self.mode} mode")
 
     def _allowed(self, tool: Tool, subject: str | None) -> Decision | None:
-        rules = [rule for rule in self.allow if fnmatch.fnmatchcase(tool.name, rule.tool)]
+        rules = [rule for rule in self.allow if rule.applies_to(tool)]
         whole = next((rule for rule in rules if rule.whole_tool), None)
         if whole is not None:
             return Decision("allow", f"allowed by the rule '{whole.text}'")
@@ -178,11 +184,13 @@ def _covers(rule: Rule, simple: shell_syntax.SimpleCommand) -> bool:
 def suggested_rule(tool: Tool, subject: str | None, permissions: Permissions | None = None) -> str:
     """A rule a person could add to allow calls like this one: for a command, exactly the first of
     its simple commands that no rule allows yet; for a file, its directory."""
+    if getattr(tool, "server", ""):
+        return f"mcp({tool.name})"
     if subject is None:
         return tool.name
     if tool.subject == "command":
         parsed = shell_syntax.parse(subject)
-        rules = [rule for rule in (permissions.allow if permissions else []) if fnmatch.fnmatchcase(tool.name, rule.tool)]
+        rules = [rule for rule in (permissions.allow if permissions else []) if rule.applies_to(tool)]
         simple = Permissions._uncovered(rules, parsed) or (parsed.commands[0] if parsed.commands else None)
         return f"{tool.name}({_escaped(simple.text if simple else subject.strip())})"
     parent = Path(subject).parent.as_posix()

@@ -12,6 +12,7 @@ import git
 from agent.core import context, environment
 from agent.backends.base import Backend
 from agent.core.config import PROJECT_CONFIG, Config, load_config
+from agent.tools.mcp_client import mcp_tools, servers_from_config
 from agent.errors import AgentError
 from agent.core.events import EventSink, InitEvent
 from agent.core.loop import Agent, Limits
@@ -144,8 +145,10 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
     if network not in NETWORK_SETTINGS:
         raise AgentError(f"[agent] network must be one of {', '.join(NETWORK_SETTINGS)}, not '{network}'")
     workspace = Workspace(root, attribution=f"mtp-agent:{backend.model}", network=network)
-    agent = Agent(backend, environment.Environment(dict(TOOLS), workspace, permissions, approver), session, on_event, limits)
-    warnings = [untrusted_warning(config.ignored)] if config.ignored else []
-    init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(TOOLS),
+    extra, mcp_warnings = mcp_tools(servers_from_config(config.mcp, "config [mcp]"))
+    tools = {**TOOLS, **{tool.name: tool for tool in extra}}
+    agent = Agent(backend, environment.Environment(tools, workspace, permissions, approver), session, on_event, limits)
+    warnings = ([untrusted_warning(config.ignored)] if config.ignored else []) + mcp_warnings
+    init = InitEvent(session.id, backend.name, backend.model, str(root), permissions.mode, list(tools),
                      bool(settings.resume or settings.continue_session), backend.context_window, warnings)
     return agent, init

@@ -1,4 +1,4 @@
-"""`agent serve`'s app run by uvicorn in a thread on a free loopback port, for tests."""
+"""ASGI apps (`agent serve`'s, an MCP server's) run by uvicorn in a thread on a free loopback port."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from agent.frontends.serve import Server
 @contextmanager
 def serving(server: Server) -> Iterator[str]:
     """The base URL (http://127.0.0.1:PORT/v1) while the server runs."""
-    config = uvicorn.Config(server.app(), host="127.0.0.1", port=0, log_level="error", lifespan="off")
+    with serving_app(server.app(), lifespan="off") as root:
+        yield root + "/v1"
+
+
+@contextmanager
+def serving_app(app, lifespan: str = "auto") -> Iterator[str]:
+    """Any ASGI app on a free loopback port: its root URL while it runs."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan=lifespan)
     http = uvicorn.Server(config)
     thread = threading.Thread(target=http.run, daemon=True)
     thread.start()
@@ -26,7 +33,7 @@ def serving(server: Server) -> Iterator[str]:
         time.sleep(0.01)
     port = http.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}/v1"
+        yield f"http://127.0.0.1:{port}"
     finally:
         http.should_exit = True
         thread.join(timeout=10)
