@@ -96,14 +96,31 @@ class EmbeddedBackend:
         if room < 16:
             raise ModelError(f"the prompt takes {len(ids)} of the {self.context_window} tokens of context; nothing is left to answer in")
         limit = self.max_new_tokens if max_tokens is None else max_tokens
+        grammar = self.grammar(tools, options)
+        completion, stats = self._generate(ids, min(limit, room), options, grammar, on_text, on_progress)
+        parsed = parse_tool_calls(completion.text, {t["function"]["name"] for t in tools})
+        return ModelTurn(text=parsed.text, tool_calls=parsed.calls, raw=completion.text, reasoning=parsed.reasoning,
+                         format_error=parsed.error, finish_reason=completion.finish_reason, stats=stats)
+
+    def complete_text(self, prompt: str, on_text: Callable[[str], None] | None = None, max_tokens: int | None = None,
+                      options: TurnOptions = TurnOptions()) -> ModelTurn:
+        """A raw prompt continued, without chat template or tools (agent serve's /v1/completions)."""
+        limit = self.max_new_tokens if max_tokens is None else max_tokens
+        completion, stats = self._generate(prompt, limit, options, None, on_text, None, stop=())
+        return ModelTurn(text=completion.text, raw=completion.text, finish_reason=completion.finish_reason, stats=stats)
+
+    def _generate(self, prompt: list[int] | str, limit: int, options: TurnOptions, grammar: str | None,
+                  on_text: Callable[[str], None] | None, on_progress: Callable[[int, int], None] | None,
+                  stop: tuple[str, ...] = STOP_STRINGS) -> tuple[Any, TurnStats]:
+        """The engine's completion of `prompt` with this turn's sampling and stop strings (none
+        under a grammar), and its stats as a turn's."""
         start = time.perf_counter()
         try:
             sampling = options.sampling
             params = self.sampling if sampling is None else replace(
                 self.sampling, temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed)
-            grammar = self.grammar(tools, options)
-            stream = self.engine.stream(ids, sampling=params, max_new_tokens=min(limit, room),
-                                        stop=(() if grammar else STOP_STRINGS) + options.stop, on_prefill=on_progress,
+            stream = self.engine.stream(prompt, sampling=params, max_new_tokens=limit,
+                                        stop=(() if grammar else stop) + options.stop, on_prefill=on_progress,
                                         grammar=grammar)
             for delta in stream:
                 if on_text:
@@ -113,12 +130,9 @@ class EmbeddedBackend:
         completion = stream.completion
         s = completion.stats
         spec = s.speculative or {}
-        stats = TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
-                          generated_tokens=s.generated_tokens, prefill_seconds=s.prefill_seconds,
-                          decode_seconds=s.decode_seconds, seconds=time.perf_counter() - start,
-                          drafted_tokens=spec.get("drafted", 0), accepted_tokens=spec.get("accepted", 0),
-                          mtp_drafted_tokens=spec.get("drafts_by", {}).get("mtp", 0),
-                          mtp_accepted_tokens=spec.get("accepted_by", {}).get("mtp", 0))
-        parsed = parse_tool_calls(completion.text, {t["function"]["name"] for t in tools})
-        return ModelTurn(text=parsed.text, tool_calls=parsed.calls, raw=completion.text, reasoning=parsed.reasoning,
-                         format_error=parsed.error, finish_reason=completion.finish_reason, stats=stats)
+        return completion, TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
+                                     generated_tokens=s.generated_tokens, prefill_seconds=s.prefill_seconds,
+                                     decode_seconds=s.decode_seconds, seconds=time.perf_counter() - start,
+                                     drafted_tokens=spec.get("drafted", 0), accepted_tokens=spec.get("accepted", 0),
+                                     mtp_drafted_tokens=spec.get("drafts_by", {}).get("mtp", 0),
+                                     mtp_accepted_tokens=spec.get("accepted_by", {}).get("mtp", 0))

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agent.backends.base import Backend, ModelError, ModelTurn, TurnStats
+from agent.backends.base import Backend, ModelError, ModelTurn, TurnOptions, TurnStats
 from agent.core.stream import StreamSplitter
 from agent.frontends.serve_requests import ChatRequest, RequestError, max_tokens, parse_chat, sampling, stops
 
@@ -99,14 +99,12 @@ class Server:
         return await self._guarded(request, answer)
 
     async def completions(self, request: Request) -> Response:
-        engine = getattr(self.backend, "engine", None)
-        if engine is None:
-            raise RequestError("/v1/completions needs the embedded engine", status=404, kind="not_found_error")
-
         async def answer(body: Any) -> Response:
+            if not hasattr(self.backend, "complete_text"):
+                raise RequestError("/v1/completions needs the embedded engine", status=404, kind="not_found_error")
             if not isinstance(body, dict) or not isinstance(body.get("prompt"), str) or not body["prompt"]:
                 raise RequestError("'prompt' must be a non-empty string", "prompt")
-            run = lambda on_text, cancel: self._raw_decode(engine, body, on_text, cancel)  # noqa: E731
+            run = lambda on_text, cancel: self._raw_decode(body, on_text, cancel)  # noqa: E731
             if body.get("stream"):
                 return self._stream(run, _text_chunks(self.backend.model))
             turn = await self._complete(request, run)
@@ -197,38 +195,23 @@ class Server:
         return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     def _decode(self, chat: ChatRequest, on_text: Callable[[str], None], cancel: threading.Event) -> ModelTurn:
-        def check(*_: Any) -> None:
-            if cancel.is_set():
-                raise Cancelled
+        return self.backend.complete(chat.messages, chat.tools, on_text=_cancellable(on_text, cancel),
+                                     on_progress=_cancellable(lambda *_: None, cancel), max_tokens=chat.max_tokens,
+                                     options=chat.options)
 
-        def text(delta: str) -> None:
-            check()
-            on_text(delta)
-        return self.backend.complete(chat.messages, chat.tools, on_text=text, on_progress=check,
-                                     max_tokens=chat.max_tokens, options=chat.options)
+    def _raw_decode(self, body: dict[str, Any], on_text: Callable[[str], None], cancel: threading.Event) -> ModelTurn:
+        options = TurnOptions(sampling=sampling(body), stop=stops(body.get("stop")))
+        return self.backend.complete_text(body["prompt"], on_text=_cancellable(on_text, cancel),
+                                          max_tokens=max_tokens(body) or 256, options=options)
 
-    def _raw_decode(self, engine: Any, body: dict[str, Any], on_text: Callable[[str], None],
-                    cancel: threading.Event) -> ModelTurn:
-        from inference import SamplingParams
 
-        given = sampling(body)
-        params = SamplingParams() if given is None else SamplingParams(temperature=given.temperature, top_p=given.top_p,
-                                                                       seed=given.seed)
-        started = time.perf_counter()
-        stream = engine.stream(body["prompt"], sampling=params, max_new_tokens=max_tokens(body) or 256,
-                               stop=stops(body.get("stop")))
-        for delta in stream:
-            if cancel.is_set():
-                raise Cancelled
-            on_text(delta)
-        s = stream.completion.stats
-        spec = s.speculative or {}
-        stats = TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,
-                          generated_tokens=s.generated_tokens, prefill_seconds=s.prefill_seconds,
-                          decode_seconds=s.decode_seconds, seconds=time.perf_counter() - started,
-                          drafted_tokens=spec.get("drafted", 0), accepted_tokens=spec.get("accepted", 0))
-        return ModelTurn(text=stream.completion.text, raw=stream.completion.text,
-                         finish_reason=stream.completion.finish_reason, stats=stats)
+def _cancellable(callback: Callable[..., None], cancel: threading.Event) -> Callable[..., None]:
+    """`callback`, stopping the decoding (Cancelled) once the client has gone away."""
+    def checked(*arguments: Any) -> None:
+        if cancel.is_set():
+            raise Cancelled
+        callback(*arguments)
+    return checked
 
 
 # -- responses --------------------------------------------------------------------------------------
