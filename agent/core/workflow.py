@@ -77,13 +77,12 @@ class FixWorkflow:
     failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
     moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
-    unmet: list[str] = field(default_factory=list)  # what the last run of the command did not print that it should
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
         root = agent.env.workspace.root
         self.question = is_question(self.task)
-        output, failed = self._check(agent) if self.command and not self.question else ("", False)
+        output, failed, _ = self._check(agent) if self.command and not self.question else ("", False, [])
         if output.startswith(DENIED):
             self.stage = "free"  # the command may not run here (ask mode, headless): no way to validate
             return
@@ -212,11 +211,11 @@ class FixWorkflow:
             return
         self.command = command
         # files written as they were before, or as in an attempt that failed: the command's verdict is known
-        output, failed = ("", True) if agent.workspace_state() in self.failed_states else self._check(agent)
+        output, failed, unmet = ("", True, []) if agent.workspace_state() in self.failed_states else self._check(agent)
         if not failed:
             self._enter("answer")
             return
-        self._learn(_error_lines(output) + self.unmet)
+        self._learn(_error_lines(output) + unmet)
         self._fail_attempt(agent)
 
     # -- steps -----------------------------------------------------------------------------------
@@ -267,22 +266,22 @@ class FixWorkflow:
                 located += [] if target in located else [target]
         return located
 
-    def _check(self, agent: Agent) -> tuple[str, bool]:
-        """Run the command; it fails on a non-zero exit, or when the task names the command and
-        what it should print, and the output lacks it."""
+    def _check(self, agent: Agent) -> tuple[str, bool, list[str]]:
+        """Run the command: its output, whether it failed (a non-zero exit, or, when the task names
+        the command and what it should print, an output without it) and what it did not print."""
         state = agent.workspace_state()
-        self.unmet = []
         output, failed = agent.act("shell", {"command": self.command})
+        unmet = []
         if not failed and self.command in self.task:
             printed = output.strip().split("\n")[0][:120]
-            self.unmet = [f"`{self.command}` printed `{printed}`, not `{text}`"
-                          for text in expected_outputs(self.task) if text not in output]
-            if self.unmet:
+            unmet = [f"`{self.command}` printed `{printed}`, not `{text}`"
+                     for text in expected_outputs(self.task) if text not in output]
+            if unmet:
                 failed = True
-                output += "\n" + "\n".join(self.unmet)
+                output += "\n" + "\n".join(unmet)
         if failed:
             self.failed_states.add(state)
-        return output, failed
+        return output, failed, unmet
 
     def _read(self, agent: Agent, path: str) -> None:
         """Read `path` through the tools (its permissions hold) and keep its text."""
