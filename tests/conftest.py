@@ -10,8 +10,9 @@ from support.gguf_builder import TinyModel
 
 @pytest.fixture(autouse=True)
 def own_config_dir(tmp_path_factory, monkeypatch) -> None:
-    """No test reads the developer's config or trusts a folder in it."""
+    """No test reads the developer's config or trusts a folder in it, nor writes sessions beside theirs."""
     monkeypatch.setenv("MTP_AGENT_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path_factory.mktemp("sessions")))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))  # MCP servers' logs
 
 

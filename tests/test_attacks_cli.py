@@ -10,19 +10,13 @@ from pathlib import Path
 import pytest
 
 from agent.frontends.cli import main
-from support.git_support import init_and_commit
+from support.git_support import committed_project
 from support.openai_server import chunk, server, sse, usage  # noqa: F401
 
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "keep.txt").write_text("keep\n")
-    (root / "a.txt").write_text("a\n")
-    (root / "b.txt").write_text("b\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    root = committed_project(tmp_path / "project", {"keep.txt": "keep\n", "a.txt": "a\n", "b.txt": "b\n"})
     monkeypatch.chdir(root)
     return root
 

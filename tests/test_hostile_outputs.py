@@ -13,18 +13,14 @@ import pytest
 
 from agent.core.events import json_line
 from agent.core.session import Session
-from support.git_support import init_and_commit
+from support.git_support import committed_project
 
 SURROGATE = "bad \ud800 text"
 
 
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "a.txt").write_text("a\n")
-    init_and_commit(root)
-    return root
+    return committed_project(tmp_path / "project", {"a.txt": "a\n"})
 
 
 def agent(root: Path, turns: list[dict], *flags: str) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 from agent.errors import AgentError
 from agent.frontends.cli import main
 from agent.tools.mcp_client import servers_from_config
-from support.git_support import init_and_commit
+from support.git_support import committed_project
 from support.mcp_demo import http_app
 from support.serve_support import serving_app
 
@@ -23,11 +23,7 @@ DEMO = Path(__file__).parent / "support" / "mcp_demo.py"
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "a.txt").write_text("a\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    root = committed_project(tmp_path / "project", {"a.txt": "a\n"})
     monkeypatch.chdir(root)
     return root
 

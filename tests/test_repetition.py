@@ -12,19 +12,13 @@ import pytest
 from agent.backends.base import ToolCall, TurnOptions, TurnSampling
 from agent.core.loop import Limits
 from agent.core.repetition import RepeatGuard, WorkspaceState, cycle_period, steered_sampling
-from support.git_support import init_and_commit
+from support.git_support import committed_project
 from support.scripted_agent import run_scripted
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    (root / "a.txt").write_text("alpha\n")
-    (root / "b.txt").write_text("beta\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
-    return root
+def repo(tmp_path) -> Path:
+    return committed_project(tmp_path / "project", {"a.txt": "alpha\n", "b.txt": "beta\n"})
 
 
 def call(name: str, **arguments) -> dict:

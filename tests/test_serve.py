@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import openai
@@ -159,13 +158,9 @@ def test_a_client_that_goes_away_stops_the_decoding(tmp_path):
 
 def test_our_own_agent_runs_a_tool_using_task_through_agent_serve(tmp_path, monkeypatch, capsys):
     from agent.frontends.cli import main
-    from support.git_support import init_and_commit
+    from support.git_support import committed_project
 
-    repo = tmp_path / "project"
-    repo.mkdir()
-    (repo / "a.txt").write_text("the secret word is pelican\n")
-    init_and_commit(repo)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+    repo = committed_project(tmp_path / "project", {"a.txt": "the secret word is pelican\n"})
     monkeypatch.chdir(repo)
     served = ScriptedBackend([{"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}]},
                               {"text": "The word is pelican."}])

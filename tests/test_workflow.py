@@ -12,7 +12,7 @@ from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
 from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES,
                                  NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
-from support.git_support import init_and_commit
+from support.git_support import committed_project, init_and_commit
 from support.scripted_agent import run_scripted
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -22,6 +22,7 @@ FIX = {"text": "```python\ndef add(a, b):\n    return a + b\n```"}
 WRONG = {"text": "```python\ndef add(a, b):\n    return a * b\n```"}  # fails another way: 6 == 5
 NO_BETTER = {"text": "```python\ndef add(a, b):\n    return a - b  # fixed\n```"}  # fails as before
 ANSWERED = {"text": "add() now adds; the test passes."}
+MATHUTIL = "def double(x):\n    return 2 * x\n"
 
 DIAGNOSE = TurnOptions(reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
 REWRITE = TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS))  # short files
@@ -34,15 +35,9 @@ def sampled_diagnosis(attempt: int) -> TurnOptions:
 
 
 @pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    root = tmp_path / "project"
-    (root / "tests").mkdir(parents=True)
-    (root / "calc.py").write_text(CALC)
-    (root / "tests" / "test_calc.py").write_text(TEST)
-    (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\npythonpath = ['.']\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
-    return root
+def repo(tmp_path) -> Path:
+    return committed_project(tmp_path / "project", {"calc.py": CALC, "tests/test_calc.py": TEST,
+                                                    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n"})
 
 
 def run(root: Path, turns: list[dict], task: str = "The tests fail. Fix calc.py.", workflow: str = "fix"):
@@ -143,12 +138,8 @@ def test_a_question_that_points_nowhere_in_a_big_repository_is_left_to_the_model
     assert backend.options_requested == [TurnOptions()] and result.answer == "A calculator."
 
 
-def test_a_new_file_the_task_names_is_written_and_then_validated_by_the_tests_it_adds(tmp_path, monkeypatch):
-    root = tmp_path / "lib"
-    root.mkdir()
-    (root / "mathutil.py").write_text("def double(x):\n    return 2 * x\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+def test_a_new_file_the_task_names_is_written_and_then_validated_by_the_tests_it_adds(tmp_path):
+    root = committed_project(tmp_path / "lib", {"mathutil.py": MATHUTIL})
     tests = {"text": "```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 4\n```"}
     result, backend, events, _ = run(root, [{"text": '["test_mathutil.py"]'}, DIAGNOSIS, tests, ANSWERED],
                                      task="Write tests for mathutil.py in test_mathutil.py.")
@@ -165,12 +156,8 @@ def test_a_rewrite_cut_at_its_token_limit_fails_its_attempt(repo):
     assert "ran past" in backend.requests[2][-1]["content"]  # the next attempt is told
 
 
-def test_a_file_created_by_a_failed_attempt_is_removed(tmp_path, monkeypatch):
-    root = tmp_path / "lib"
-    root.mkdir()
-    (root / "mathutil.py").write_text("def double(x):\n    return 2 * x\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+def test_a_file_created_by_a_failed_attempt_is_removed(tmp_path):
+    root = committed_project(tmp_path / "lib", {"mathutil.py": MATHUTIL})
     wrong = {"text": "```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 5\n```"}
     attempts = [turn for _ in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, wrong)]
     result, _, _, agent = run(root, [{"text": '["test_mathutil.py"]'}] + attempts + [{"text": "I give up."}],
@@ -215,13 +202,10 @@ def test_unknown_workflows_are_refused(tmp_path):
     assert choose_workflow("fix", "Make it faster.", tmp_path).command is None
 
 
-def test_a_command_that_runs_but_does_not_print_what_the_task_asks_for_fails_the_attempt(tmp_path, monkeypatch):
-    root = tmp_path / "report"
-    root.mkdir()
-    (root / "report.py").write_text("import sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint(100 / len(rows))\n")
-    (root / "empty.csv").write_text("amount\n")
-    init_and_commit(root)
-    monkeypatch.setenv("MTP_AGENT_SESSIONS", str(tmp_path / "sessions"))
+def test_a_command_that_runs_but_does_not_print_what_the_task_asks_for_fails_the_attempt(tmp_path):
+    root = committed_project(tmp_path / "report", {
+        "report.py": "import sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint(100 / len(rows))\n",
+        "empty.csv": "amount\n"})
     silent = {"text": "```python\nimport sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint(0 if not rows else 100 / len(rows))\n```"}
     told = {"text": "```python\nimport sys\nrows = open(sys.argv[1]).read().split()[1:]\nprint('no rows' if not rows else 100 / len(rows))\n```"}
     result, backend, _, _ = run(root, [DIAGNOSIS, silent, DIAGNOSIS, told, ANSWERED],

@@ -101,3 +101,12 @@ def init_and_commit(root: Path) -> None:
     for cmd in (["init", "-q"], ["config", "user.name", "Test"], ["config", "user.email", "test@example.com"],
                 ["add", "-A"], ["commit", "-qm", "initial"]):
         subprocess.run(["git", *cmd], cwd=root, check=True)
+
+
+def committed_project(root: Path, files: dict[str, str]) -> Path:
+    """`root` made with these files (paths relative to it) and committed as one git repository."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    init_and_commit(root)
+    return root
