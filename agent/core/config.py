@@ -111,18 +111,27 @@ def load_config(root: Path, user_file: Path | None = None, trust_project: bool =
     user_file = user_file or user_config_path()
     if user_file.is_file():
         _merge(config, read_toml(user_file), user_file)
-    project = root / PROJECT_CONFIG
-    if project.is_file():
-        data = read_toml(project)
-        _check_keys(data, project)
+    project = _project_table(root)
+    if project is not None:
+        path, data = project
         widening = widening_settings(data)
         if widening and trust_project:
             trust_folder(root)
         elif widening and not is_trusted(root):
             config.ignored = widening
             data = _without_widening(data)
-        _merge(config, data, project)
+        _merge(config, data, path)
     return config
+
+
+def _project_table(root: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The repository's own config file and its table (keys checked), if it has one."""
+    path = root / PROJECT_CONFIG
+    if not path.is_file():
+        return None
+    data = read_toml(path)
+    _check_keys(data, path)
+    return path, data
 
 
 def save_project_rule(root: Path, rule: str) -> Path:
@@ -202,9 +211,7 @@ def trust_folder(root: Path) -> None:
 
 def untrusted_settings(root: Path) -> list[str]:
     """What this folder's config would widen, when the folder is not trusted yet (else nothing)."""
-    project = root / PROJECT_CONFIG
-    if not project.is_file() or is_trusted(root):
+    project = _project_table(root)
+    if project is None or is_trusted(root):
         return []
-    data = read_toml(project)
-    _check_keys(data, project)
-    return widening_settings(data)
+    return widening_settings(project[1])
