@@ -65,7 +65,10 @@ def _parser() -> Parser:
     return Parser(Language(tree_sitter_bash.language()))
 
 
+@functools.lru_cache(maxsize=256)
 def parse(command: str) -> ShellCommand:
+    """The command's reading (cached: each deny rule, the allow rules, and the interactive and
+    network refusals all ask for the same command's)."""
     reader = _Reader()
     reader.read(command)
     return ShellCommand(tuple(reader.commands), tuple(dict.fromkeys(reader.hazards)))
