@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command, is_question,
-                               located_files, new_files, task_names)
+from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command,
+                               introduced_names, is_question, located_files, missing_names, new_files, task_names)
 from support.git_support import init_and_commit
 
 
@@ -121,3 +121,12 @@ def test_a_rename_of_a_file_names_its_new_path_and_finds_its_importers(repo):
     assert file_moves("Move calc.py to ../elsewhere.py.", repo) == []
     located = located_files(task, "", repo)
     assert located[:2] == ["calc.py", "ops.py"] and "tests/test_calc.py" in located
+
+
+def test_introduced_names_are_the_quoted_names_no_file_has_yet(tmp_path):
+    (tmp_path / "countlines.py").write_text("def count_lines(path):\n    return 0\n")
+    task = ("Add a `--skip-blank` flag to `count_lines`, a `strip_blank(lines)` helper and a `--limit N` option; "
+            "run `pytest`, `python countlines.py a.txt` should print `3 a.txt`.")
+    assert introduced_names(task, tmp_path) == ["--skip-blank", "strip_blank", "--limit"]
+    (tmp_path / "countlines.py").write_text("def strip_blank(lines):\n    pass  # --skip-blank, --limit-ish\n")
+    assert missing_names(["--skip-blank", "strip_blank", "--limit"], tmp_path) == ["--limit"]

@@ -10,8 +10,8 @@ import pytest
 
 from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
-from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_REWRITE_LINES,
-                                 NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
+from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_README_LINES,
+                                 MAX_REWRITE_LINES, NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
 from support.git_support import committed_project, init_and_commit
 from support.scripted_agent import run_scripted
 
@@ -222,7 +222,7 @@ def test_a_later_attempt_is_told_the_errors_of_earlier_ones(repo):
     result, backend, _, _ = run(repo, [DIAGNOSIS, broken, DIAGNOSIS, FIX, ANSWERED])
     assert result.status == "done"
     first, second = backend.requests[0][-1]["content"], backend.requests[2][-1]["content"]
-    assert "NameError: name 'c' is not defined" in second and "Earlier attempts" not in first
+    assert "NameError: name 'c' is not defined (at `return a + c`)" in second and "Earlier attempts" not in first
 
 
 def test_a_file_the_task_renames_is_moved_and_its_importers_offered(repo):
@@ -239,3 +239,61 @@ def test_a_file_the_task_renames_is_moved_and_its_importers_offered(repo):
     assert {"ops.py", "arithmetic.py", "tests/test_calc.py"} <= offered and "calc.py" not in offered  # gone, not new
     moves = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "shell"]
     assert moves[1] == "mv -- calc.py arithmetic.py"
+
+
+def test_a_rewrite_cut_while_repeating_itself_keeps_the_whole_lines_that_parse(tmp_path):
+    root = committed_project(tmp_path / "lib", {"mathutil.py": MATHUTIL})
+    repeating = ("```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 4\n\n\n"
+                 "def test_double_zero():\n    assert double(0) == 0\n\n\ndef test_double_zero_again():\n    assert dou")
+    result, _, events, _ = run(root, [{"text": '["test_mathutil.py"]'}, DIAGNOSIS,
+                                      {"text": repeating, "finish_reason": "length"}, ANSWERED],
+                               task="Write tests for mathutil.py in test_mathutil.py.")
+    assert result.status == "done", result
+    written = (root / "test_mathutil.py").read_text()
+    assert written.endswith("def test_double_zero():\n    assert double(0) == 0\n") and "again" not in written
+    assert calls(events)[-1] == ("agent", "shell")  # what was kept ran, and passed
+
+
+def test_tests_that_pass_without_the_name_the_task_asks_for_fail_the_attempt(repo):
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    without = {"text": "```python\ndef add(a, b):\n    return a + b  # unchanged\n```"}
+    with_it = {"text": "```python\ndef add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n```"}
+    chosen = {"text": '["calc.py"]'}  # the tests pass: they may change too, so the model picks
+    result, backend, _, _ = run(repo, [chosen, DIAGNOSIS, without, DIAGNOSIS, with_it, ANSWERED],
+                                task="Add a `subtract` function to calc.py and keep the tests passing.")
+    assert result.status == "done", result
+    assert "def subtract" in (repo / "calc.py").read_text()
+    assert "the task asks for `subtract`, and no file has it" in backend.requests[3][-1]["content"]
+
+
+def test_an_attempt_that_passes_more_tests_is_the_base_of_the_next(tmp_path):
+    both_wrong = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a + b\n"
+    tests = TEST + "\n\ndef test_sub():\n    assert sub(5, 3) == 2\n"
+    root = committed_project(tmp_path / "project", {"calc.py": both_wrong,
+                                                    "tests/test_calc.py": tests.replace("import add", "import add, sub"),
+                                                    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n"})
+    half = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a + b\n"
+    whole = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+    result, backend, _, agent = run(root, [DIAGNOSIS, {"text": f"```python\n{half}```"}, DIAGNOSIS,
+                                           {"text": f"```python\n{whole}```"}, ANSWERED])
+    assert result.status == "done", result
+    assert (root / "calc.py").read_text() == whole
+    second = backend.requests[2][-1]["content"]
+    assert f"```python\n{half}```" in second and "1 failed, 1 passed" in second  # the kept attempt, its output
+    assert backend.options_requested[2] == sampled_diagnosis(1)
+    assert not any("test_add" in str(m.get("content")) and "return a + b" in str(m.get("content"))
+                   for m in backend.requests[2][:-1] if m["role"] == "assistant")  # the attempt itself is gone
+
+
+def test_a_question_about_the_whole_repository_is_answered_from_its_readme(repo):
+    for i in range(10):
+        (repo / f"module_{i}.py").write_text(f"VALUE = {i}\n")
+    (repo / "README.md").write_text("# calc\n\nA calculator that gets addition wrong.\n" + "More.\n" * 200)
+    init_and_commit(repo)
+    worked = {"relevant_code": ["     3\tA calculator that gets addition wrong."], "working": "The README says so.",
+              "answer": "A calculator."}
+    result, backend, events, _ = run(repo, [{"text": json.dumps(worked)}], task="What is this project about?")
+    assert result.status == "done" and result.answer.startswith("A calculator.\n\nFrom the code:\n    A calculator that")
+    reads = [e.arguments for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "read_file"]
+    assert reads == [{"path": "README.md", "limit": MAX_README_LINES}]  # its opening, not 200 lines of it

@@ -10,6 +10,7 @@ task mentions.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from agent.core.repo import repository_files
@@ -34,6 +35,7 @@ _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
 _CODE_WORD = re.compile(r"\b(?:[A-Za-z]+_[\w]+|[A-Z][a-z]+[A-Z]\w*|[A-Z]{2,}(?:_[A-Z0-9]+)+)\b")
 # what a command should print: "should print `no rows`", "outputs `OK`"
+_NAMED = re.compile(r"^(--?[A-Za-z][\w-]*|[A-Za-z_]\w*)(?:\(.*\)|\s+[A-Z]+)?$")  # `name`, `f(x)`, `--flag N`
 _EXPECTED_OUTPUT = re.compile(r"\b(?:print|prints|printing|output|outputs|display|displays|say|says)\s+`([^`\n]+)`")
 # a file the task asks to rename or move: "rename helpers.py to text_utils.py"
 _MOVE = re.compile(r"\b(?:rename|move)\s+(?:the\s+(?:module|file)\s+)?`?([\w./-]+\.[A-Za-z]{1,4})`?\s+(?:to|as|into)\s+`?([\w./-]+\.[A-Za-z]{1,4})`?",
@@ -61,6 +63,27 @@ def command_inputs(command: str, task: str, root: Path) -> list[str]:
 def expected_outputs(task: str) -> list[str]:
     """What the task says its command should print, each in backticks."""
     return [text for text in _EXPECTED_OUTPUT.findall(task) if text.strip()]
+
+
+def introduced_names(task: str, root: Path) -> list[str]:
+    """Names the task quotes that no file of the repository has yet (`--skip-blank`, `currency`):
+    a change that passes the tests without them has not done what was asked. Programs (`pytest`)
+    are tools to use, not names to add."""
+    names = []
+    for snippet in _BACKTICKED.findall(task):
+        named = _NAMED.match(snippet.strip())
+        if named and not snippet.strip().startswith(COMMAND_WORDS) and not shutil.which(named.group(1)):
+            names.append(named.group(1))
+    return missing_names(list(dict.fromkeys(names)), root)
+
+
+def missing_names(names: list[str], root: Path) -> list[str]:
+    """The names no repository file mentions (as a whole word)."""
+    if not names:
+        return []
+    texts = [_text(root / f) for f in repository_files(root, limit=MAX_SEARCHED_FILES) if not (root / f).is_symlink()]
+    return [name for name in names
+            if not any(re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) for text in texts)]
 
 
 def file_moves(task: str, root: Path) -> list[tuple[str, str]]:

@@ -194,11 +194,15 @@ class Agent:
         assert self.workflow is not None
         raw = turn.raw or turn.text
         if turn.finish_reason == "length" and not self.workflow.cut_reply_is_fine():
-            if self.workflow.on_cut_reply(self, turn.stats.generated_tokens):
+            salvaged = self.workflow.salvage_cut_reply(raw)
+            if salvaged is not None:
+                raw = salvaged
+            elif self.workflow.on_cut_reply(self, turn.stats.generated_tokens):
                 self.emit(AssistantEvent(self.turns, raw, turn.reasoning))  # seen, then undone with its attempt
                 self.emit(StatsEvent(self.turns, turn.stats))
                 return
-            raise LimitReached(f"the model's reply stopped at its token limit ({turn.stats.generated_tokens} tokens)")
+            else:
+                raise LimitReached(f"the model's reply stopped at its token limit ({turn.stats.generated_tokens} tokens)")
         answer = self.workflow.stage == "answer"
         calls = [] if answer else self.workflow.on_reply(self, raw)
         self.add({"role": "assistant", "content": raw, "raw": raw, "reasoning": turn.reasoning,

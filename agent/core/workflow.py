@@ -21,6 +21,7 @@ write whole, the free loop takes over. `free` is the plain loop.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
-from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command, is_question,
-                               is_test, located_files, new_files, test_command)
+from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command,
+                               introduced_names, is_question, is_test, located_files, missing_names, new_files,
+                               test_command)
 from agent.core.permissions import DENIED
 from agent.prompts import render_prompt
 
@@ -41,8 +43,11 @@ WORKFLOWS = ("auto", "fix", "free")
 SMALL_MODEL_PARAMETERS = 4_000_000_000
 MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
 MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
-NEW_FILE_TOKENS = 1200  # a rewrite's token bound: this for a new file, more for a long one
+NEW_FILE_TOKENS = 800  # a rewrite's token bound: this for a new file, more for a long one
+MAX_SALVAGED_LINES = 40  # a cut Python file loses at most this many lines of its tail to parse
 MAX_FAILURE_LINES = 40
+README_NAMES = ("README.md", "README.rst", "README.txt", "README")
+MAX_README_LINES = 60  # its opening says what a repository is
 DIAGNOSIS_TOKENS = 160
 MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
@@ -53,6 +58,8 @@ WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
 _ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
+_SUMMARY = re.compile(r"(\d+) (passed|failed|errors?)\b")
+_SUMMARY_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|errors?)\b.* in [\d.]+s\b")
 _NUMBERED = re.compile(r"^ *\d+\t(.*)$")
 _FENCED = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
@@ -77,6 +84,7 @@ class FixWorkflow:
     failed_states: set[str] = field(default_factory=set)  # workspace states the command failed in
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
     moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
+    introduced: list[str] = field(default_factory=list)  # names the task quotes that no file has yet
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -90,11 +98,13 @@ class FixWorkflow:
         located = located_files(self.task, output, root, read_small_repository=self.question)
         if not self.question:
             located = self._move_files(agent, located)
+            self.introduced = introduced_names(self.task, root)
+        elif not located:  # a question about the repository as a whole: what it says of itself
+            located = [name for name in README_NAMES if (root / name).is_file()][:1]
         # the code to change is read last, so it is what the model saw most recently
-        for path in reversed(located):
-            self._read(agent, path)
+        read = [path for path in reversed(located) if self._read(agent, path)]
         if self.question:  # answered from what was read; with nothing found, the model looks itself
-            self._enter("answer" if self.original else "free")
+            self._enter("answer" if read else "free")
             return
         # the tests a failing command runs are the task's specification, not something to change
         spec = {p for p in located if is_test(p)} if failed else set()
@@ -163,13 +173,23 @@ class FixWorkflow:
             return reply.strip()
         try:
             worked = json.loads(reply)
-            lines = "\n".join(f"    {line}" for line in worked["relevant_code"])
+            # the lines as the file has them, without the read_file numbers a model copies along
+            lines = "\n".join("    " + _NUMBERED.sub(r"\1", line) for line in worked["relevant_code"])
             return f"{worked['answer'].strip()}\n\nFrom the code:\n{lines}\n{worked['working'].strip()}"
         except (ValueError, KeyError, TypeError):
             return reply.strip()  # cut at its bound: what was written
 
     def cut_reply_is_fine(self) -> bool:
         return self.stage in ("diagnose", "answer")  # prose cut at its bound still says what it found
+
+    def salvage_cut_reply(self, reply: str) -> str | None:
+        """A rewrite cut at its bound, kept without its unfinished tail when what is left parses (a
+        small model writing tests often runs on repeating them); None when nothing can be kept."""
+        if self.stage != "rewrite":
+            return None
+        language = _language(self.targets[self.written])
+        kept = _parsing_prefix(_code_block(reply)) if language == "python" else None
+        return f"```{language}\n{kept}```" if kept else None
 
     def on_cut_reply(self, agent: Agent, tokens: int) -> bool:
         """A reply cut at its token limit: a rewrite that ran on fails its attempt (True); elsewhere
@@ -205,15 +225,22 @@ class FixWorkflow:
         self._asked = False
         if self.written < len(self.targets):
             return
-        command = self.command or test_command(agent.env.workspace.root)  # tests the model may have written
-        if command is None:
-            self._enter("answer")
-            return
-        self.command = command
-        # files written as they were before, or as in an attempt that failed: the command's verdict is known
-        output, failed, unmet = ("", True, []) if agent.workspace_state() in self.failed_states else self._check(agent)
+        root = agent.env.workspace.root
+        self.command = self.command or test_command(root)  # tests the model may have written
+        if self.command is None:
+            output, failed, unmet = "", False, []
+        elif agent.workspace_state() in self.failed_states:
+            output, failed, unmet = "", True, []  # as before, or as in an attempt that failed: the verdict is known
+        else:
+            output, failed, unmet = self._check(agent)
+        if not failed:  # the tests pass; the names the task asked for must be there too
+            unmet = [f"the task asks for `{name}`, and no file has it" for name in missing_names(self.introduced, root)]
+            failed = bool(unmet)
         if not failed:
             self._enter("answer")
+            return
+        if _progress(self.failure, output):
+            self._keep_attempt(agent, output)
             return
         self._learn(_error_lines(output) + unmet)
         self._fail_attempt(agent)
@@ -228,6 +255,21 @@ class FixWorkflow:
     def _fail_attempt(self, agent: Agent) -> None:
         self.attempt += 1
         self._undo(agent)
+        if self.attempt >= MAX_ATTEMPTS:
+            self._enter("free")
+        else:
+            self._begin_attempt(agent)
+
+    def _keep_attempt(self, agent: Agent, output: str) -> None:
+        """An attempt that passes more tests and fails fewer is the base of the next ones: its files
+        are shown as the code and its output as the failure, in a conversation back at the
+        attempt's start (shown its own attempt in place, a 1.5B wrote the same diagnosis again)."""
+        self.attempt += 1
+        root = agent.env.workspace.root
+        for path in self.targets:
+            self.original[path] = (root / path).read_text(errors="replace") if (root / path).is_file() else None
+        self.failure, self.lessons = output, []
+        agent.rewind(self.attempt_start)
         if self.attempt >= MAX_ATTEMPTS:
             self._enter("free")
         else:
@@ -283,13 +325,15 @@ class FixWorkflow:
             self.failed_states.add(state)
         return output, failed, unmet
 
-    def _read(self, agent: Agent, path: str) -> None:
-        """Read `path` through the tools (its permissions hold) and keep its text."""
+    def _read(self, agent: Agent, path: str) -> bool:
+        """Read `path` through the tools (its permissions hold) and keep its text; whether it could be read."""
         # a file too long to write whole is shown only in part (and so is not offered for rewriting)
-        output, failed = agent.act("read_file", {"path": path, "limit": MAX_REWRITE_LINES})
+        limit = MAX_README_LINES if path in README_NAMES else MAX_REWRITE_LINES
+        output, failed = agent.act("read_file", {"path": path, "limit": limit})
         text = None if failed else _unnumbered(output)
         if text is not None:
             self.original[path] = text
+        return not failed
 
 
 def _unnumbered(output: str) -> str | None:
@@ -305,6 +349,37 @@ def _unnumbered(output: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
+def _test_counts(output: str) -> tuple[int, int] | None:
+    """(passed, failed or in error) from pytest's summary line ("2 failed, 6 passed in 0.05s", the
+    last line but the shell tool's exit code), None when there is none."""
+    summary = [line for line in output.strip().split("\n")[-2:] if _SUMMARY_LINE.search(line)]
+    counts = {word: int(n) for n, word in _SUMMARY.findall(summary[-1])} if summary else {}
+    if not counts:
+        return None
+    return counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
+
+
+def _progress(before: str, after: str) -> bool:
+    """Whether the tests went forward: more passed and fewer failed than before."""
+    old, new = _test_counts(before), _test_counts(after)
+    return old is not None and new is not None and new[0] > old[0] and new[1] < old[1]
+
+
+def _parsing_prefix(code: str) -> str | None:
+    """The longest run of whole lines from the start of cut Python code that parses (nothing runs)."""
+    lines = code.split("\n")[:-1]  # the last line is the one the cut went through
+    for _ in range(MAX_SALVAGED_LINES):
+        if not any(line.strip() for line in lines):
+            return None
+        kept = "\n".join(lines).rstrip() + "\n"
+        try:
+            ast.parse(kept)
+            return kept
+        except SyntaxError:
+            lines.pop()
+    return None
+
+
 def _code_block(text: str) -> str:
     match = _FENCED.search(text)
     return match.group(1) if match else text.strip()
@@ -315,13 +390,20 @@ def _language(path: str) -> str:
 
 
 def _error_lines(output: str) -> list[str]:
-    """The error messages in a command's output: pytest's `E` lines and exceptions' last lines."""
+    """The error messages in a command's output, pytest's `E` lines and exceptions' last lines, each
+    with the line of code that raised it when the traceback shows one (a bare error message left a
+    1.5B writing the same bug again)."""
     lines = []
+    code = ""
     for line in output.split("\n"):
         pytest_line = line.startswith("E ")
         text = line[1:].strip() if pytest_line else line.strip()
-        if (_ERROR.match(text) or (pytest_line and text.startswith("assert "))) and text not in lines:
-            lines.append(text[:200])
+        if _ERROR.match(text) or (pytest_line and text.startswith("assert ")):
+            error = f"{text[:200]} (at `{code[:120]}`)" if code and code != text else text[:200]
+            if error not in lines:
+                lines.append(error)
+        elif not pytest_line and text.strip("^~"):  # the code stands above its error (and carets)
+            code = text if line.startswith("    ") and not text.startswith("File ") else ""
     return lines
 
 
