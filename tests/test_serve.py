@@ -174,3 +174,30 @@ def test_our_own_agent_runs_a_tool_using_task_through_agent_serve(tmp_path, monk
     assert "pelican" in tool_messages[0]["content"] and tool_messages[0]["tool_call_id"]
     assistant = [m for m in served.requests[1] if m["role"] == "assistant"][0]
     assert assistant["tool_calls"][0]["name"] == "read_file" and "<tool_call>" in assistant["raw"]
+
+
+def test_our_own_agent_runs_a_tool_using_task_through_agent_serve_on_a_tiny_model(tmp_path, monkeypatch, capsys):
+    """The whole way with the real engine: our openai backend -> agent serve -> the embedded
+    engine's template, grammar and decoding on a tiny GGUF model whose weights script the
+    conversation (support/scripted_model.py): it calls read_file, and answers once the result is in."""
+    from agent.frontends.cli import main
+    from support.git_support import committed_project
+    from support.scripted_model import write_scripted_model
+
+    model = write_scripted_model(tmp_path / "scripted.gguf", '\n{"name": "read_file", "arguments": {"path": "a.txt"}}\n',
+                                 "The word is pelican.")
+    repo = committed_project(tmp_path / "project", {"a.txt": "the secret word is pelican\n"})
+    monkeypatch.chdir(repo)
+    backend = make_backend(RunSettings(model=str(model), device="cpu", ctx=16384), Config())
+    with serving(Server(backend)) as url:
+        code = main(["run", "--backend", "openai", "--base-url", url, "--model", "scripted", "--ctx", "16384",
+                     "--prompt", "What is the secret word in a.txt?", "--output-format", "stream-json"])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0 and events[-1]["status"] == "done" and events[-1]["answer"] == "The word is pelican."
+    calls = [e for e in events if e["type"] == "tool_call"]
+    results = [e for e in events if e["type"] == "tool_result"]
+    assert [(c["name"], c["arguments"]) for c in calls] == [("read_file", {"path": "a.txt"})]
+    assert not results[0]["is_error"] and "pelican" in results[0]["output"]
+    # the second request reused the first one's prompt in the served engine's cache
+    stats = [e for e in events if e["type"] == "stats"]
+    assert len(stats) == 2 and stats[1]["reused_prompt_tokens"] > 0
