@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command,
-                               introduced_names, is_question, located_files, missing_names, new_files, task_names)
+from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, expected_outputs, file_moves,
+                               find_command, introduced_names, is_question, located_files, missing_names, new_files,
+                               task_names)
 from support.git_support import init_and_commit
 
 
@@ -130,3 +131,16 @@ def test_introduced_names_are_the_quoted_names_no_file_has_yet(tmp_path):
     assert introduced_names(task, tmp_path) == ["--skip-blank", "strip_blank", "--limit"]
     (tmp_path / "countlines.py").write_text("def strip_blank(lines):\n    pass  # --skip-blank, --limit-ish\n")
     assert missing_names(["--skip-blank", "strip_blank", "--limit"], tmp_path) == ["--limit"]
+
+
+@pytest.mark.parametrize("task, asks", [
+    ("Add a `--limit N` option. Add a test for it in test_wordfreq.py.", True),
+    ("Add a flag and cover it with a test in tests/.", True),
+    ("mathutil.py has no tests. Write tests for `clamp`.", True),
+    ("Write a test file test_calendar.py for calendar.py.", True),
+    ("Fix the code so the tests pass; don't change the tests.", False),
+    ("Keep the tests passing.", False),
+    ("Fix it, and don't add tests.", False),
+])
+def test_asks_for_tests(task, asks):
+    assert asks_for_tests(task) is asks

@@ -297,3 +297,18 @@ def test_a_question_about_the_whole_repository_is_answered_from_its_readme(repo)
     assert result.status == "done" and result.answer.startswith("A calculator.\n\nFrom the code:\n    A calculator that")
     reads = [e.arguments for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "read_file"]
     assert reads == [{"path": "README.md", "limit": MAX_README_LINES}]  # its opening, not 200 lines of it
+
+
+def test_a_task_that_asks_for_a_test_gets_a_test_file_to_write_and_needs_a_new_test(repo):
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    code = {"text": "```python\ndef add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n```"}
+    same_tests = {"text": f"```python\n{TEST}```"}
+    more_tests = {"text": f"```python\n{TEST}\n\ndef test_subtract():\n    from calc import subtract\n    assert subtract(3, 2) == 1\n```"}
+    only_code = {"text": '["calc.py"]'}  # the model picks the code alone; the agent adds the test file
+    result, backend, _, agent = run(repo, [only_code, DIAGNOSIS, code, same_tests, DIAGNOSIS, code, more_tests, ANSWERED],
+                                    task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done", result
+    assert agent.workflow.targets == ["calc.py", "tests/test_calc.py"]
+    assert "def test_subtract" in (repo / "tests" / "test_calc.py").read_text()
+    assert "the task asks for a new test, and no test was added" in backend.requests[4][-1]["content"]

@@ -28,6 +28,7 @@ SOURCE_SUFFIXES = {".py", ".js", ".ts", ".go", ".rs", ".rb", ".java", ".c", ".h"
 _CHANGE_VERB = re.compile(r"\b(fix|change|add|implement|rename|write|update|remove|delete|refactor|make|edit|create)\b")
 _DEFECT = re.compile(r"\b(crash\w*|fail\w*|bug\w*|broken|wrong|error\w*|should|must|put|move|replace|extract|raise|lower|support|handle)\b")
 _NEGATED = re.compile(r"\b(?:don't|do not|never|no|without)\s+(?:\w+\s+)?\w+")
+_NEW_TESTS = re.compile(r"\b(?:add|write|cover\b[^.]*?\bwith)\s+(?:(?:a|an|some|more|new|unit)\s+)*tests?\b")
 _BACKTICKED = re.compile(r"`([^`\n]+)`")
 _PATH = re.compile(r"[\w./-]+\.[A-Za-z]{1,4}\b")
 _IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
@@ -114,6 +115,12 @@ def asks_for_change(task: str) -> bool:
     inside `code`."""
     plain = _plain(task)
     return bool(_CHANGE_VERB.search(plain) or _DEFECT.search(plain))
+
+
+def asks_for_tests(task: str) -> bool:
+    """Whether the task asks for new tests ("add a test for it", "cover it with a test", "write
+    tests for"), not only for the existing ones to pass."""
+    return bool(_NEW_TESTS.search(_plain(task)))
 
 
 def _plain(task: str) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
-from agent.core.locate import (asks_for_change, command_inputs, expected_outputs, file_moves, find_command,
+from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, expected_outputs, file_moves, find_command,
                                introduced_names, is_question, is_test, located_files, missing_names, new_files,
                                test_command)
 from agent.core.permissions import DENIED
@@ -58,6 +58,7 @@ WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
 _ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
+_TEST_FUNCTION = re.compile(r"^\s*(?:async\s+)?def test\w*|^\s*(?:it|test)\(", re.MULTILINE)
 _SUMMARY = re.compile(r"(\d+) (passed|failed|errors?)\b")
 _SUMMARY_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|errors?)\b.* in [\d.]+s\b")
 _NUMBERED = re.compile(r"^ *\d+\t(.*)$")
@@ -85,6 +86,7 @@ class FixWorkflow:
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
     moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
     introduced: list[str] = field(default_factory=list)  # names the task quotes that no file has yet
+    initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -113,10 +115,11 @@ class FixWorkflow:
         self.candidates += [p for p in new_files(self.task, root) if p not in self.candidates and p not in self.moved]
         for path in self.candidates:
             self.original.setdefault(path, None)
+        self.initial = {path: self.original[path] for path in self.candidates}
         if not self.candidates:
             self._enter("free")
         elif len(self.candidates) == 1:
-            self.targets = list(self.candidates)
+            self._set_targets(list(self.candidates))
             self._begin_attempt(agent)
         else:
             self._enter("choose")
@@ -205,7 +208,7 @@ class FixWorkflow:
         of files sets the targets; a diagnosis leads to the rewrites."""
         if self.stage == "choose":
             chosen = [p for p in self.candidates if f'"{p}"' in text]
-            self.targets = chosen or list(self.candidates)
+            self._set_targets(chosen or list(self.candidates))
             self._begin_attempt(agent)
             return []
         if self.stage == "diagnose":
@@ -233,8 +236,10 @@ class FixWorkflow:
             output, failed, unmet = "", True, []  # as before, or as in an attempt that failed: the verdict is known
         else:
             output, failed, unmet = self._check(agent)
-        if not failed:  # the tests pass; the names the task asked for must be there too
+        if not failed:  # the tests pass; what the task asked for must be there too
             unmet = [f"the task asks for `{name}`, and no file has it" for name in missing_names(self.introduced, root)]
+            if asks_for_tests(self.task) and self._tests_written(root) <= self._tests_written(None):
+                unmet.append("the task asks for a new test, and no test was added")
             failed = bool(unmet)
         if not failed:
             self._enter("answer")
@@ -259,6 +264,24 @@ class FixWorkflow:
             self._enter("free")
         else:
             self._begin_attempt(agent)
+
+    def _set_targets(self, targets: list[str]) -> None:
+        """The files to rewrite; a test file among them when the task asks for a test (a 1.5B that
+        picked only the code wrote no test)."""
+        if asks_for_tests(self.task) and not any(is_test(p) for p in targets):
+            targets += [p for p in self.candidates if is_test(p)][:1]
+        self.targets = targets
+
+    def _tests_written(self, root: Path | None) -> int:
+        """Test functions in the target test files: as they are under `root`, or before any attempt (None)."""
+        count = 0
+        for path in (p for p in self.targets if is_test(p)):
+            if root is None:
+                text = self.initial.get(path)
+            else:
+                text = (root / path).read_text(errors="replace") if (root / path).is_file() else None
+            count += len(_TEST_FUNCTION.findall(text or ""))
+        return count
 
     def _keep_attempt(self, agent: Agent, output: str) -> None:
         """An attempt that passes more tests and fails fewer is the base of the next ones: its files
