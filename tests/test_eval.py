@@ -187,6 +187,17 @@ def test_ablate_runs_the_suite_once_per_lever_configuration(suite, capsys):
     assert "configuration" in out and "+ fix workflow (all)" in out.splitlines()[-1]
 
 
+def test_ablate_can_run_some_configurations_and_refuses_unknown_ones(suite, capsys):
+    from agent.engine_tools.evaluate import ABLATION
+
+    read = {"tool_calls": [call("read_file", path="calc.py")]}
+    fix = {"tool_calls": [call("edit_file", path="calc.py", old_string="a - b", new_string="a + b")]}
+    code, report, _ = evaluate(suite, [read, fix, {"text": "Fixed."}], "--ablate", "3,1")
+    assert code == 0 and [c["configuration"] for c in report["ablation"]] == [ABLATION[2][0], ABLATION[0][0]]
+    assert main(["eval", str(suite), "--backend", "scripted", "--ablate", "9"]) == 2
+    assert "--ablate takes configuration numbers from 1 to 5 (1 no constraints;" in capsys.readouterr().err
+
+
 def test_a_run_stopped_before_its_result_counts_its_turns_and_tokens_from_its_stats():
     events = [{"type": "stats", "turn": 1, "prompt_tokens": 900, "generated_tokens": 40},
               {"type": "tool_call", "turn": 1}, {"type": "stats", "turn": 2, "prompt_tokens": 1000, "generated_tokens": 60}]

@@ -310,11 +310,11 @@ def cmd_eval(args: Any) -> int:
     names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
     tasks = load_suite(Path(args.suite).resolve(), names)  # the agent and checkers run in copies elsewhere
     flags = agent_flags_from(args)
-    if not args.ablate:
+    if args.ablate is None:
         report = run_suite(tasks, flags, args)
     else:
         configurations = []
-        for label, added in ABLATION:
+        for label, added in ablation_configurations(args.ablate):
             print(f"\n== {label}", flush=True)
             configurations.append({"configuration": label, **run_suite(tasks, flags + added, args)})
         print("\n" + format_ablation(configurations))
@@ -322,6 +322,18 @@ def cmd_eval(args: Any) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def ablation_configurations(chosen: str) -> list[tuple[str, list[str]]]:
+    """The configurations `--ablate` runs: all, or those numbered (1-based, comma-separated), so a
+    table too long for one sitting can be measured a few columns at a time."""
+    if chosen == "all":
+        return list(ABLATION)
+    numbers = [n.strip() for n in chosen.split(",") if n.strip()]
+    if not numbers or not all(n.isdigit() and 1 <= int(n) <= len(ABLATION) for n in numbers):
+        listed = "; ".join(f"{i} {label}" for i, (label, _) in enumerate(ABLATION, 1))
+        raise AgentError(f"--ablate takes configuration numbers from 1 to {len(ABLATION)} ({listed}), not '{chosen}'")
+    return [ABLATION[int(n) - 1] for n in dict.fromkeys(numbers)]
 
 
 def format_ablation(configurations: list[dict[str, Any]]) -> str:
@@ -346,9 +358,9 @@ def add_parser(sub, parents: list) -> None:
                           help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600)")
     evaluate.add_argument("--max-turns", type=int, metavar="N", help="passed to `agent run` (default 30)")
     evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: auto)")
-    evaluate.add_argument("--ablate", action="store_true",
+    evaluate.add_argument("--ablate", nargs="?", const="all", metavar="N,M",
                           help="run the suite once per configuration, adding the small-model levers one at a time "
-                               "(no constraints; constraints only; + repeats steered; + look first; + fix workflow), "
-                               "and print a table of what each adds")
+                               "(1 no constraints; 2 constraints only; 3 + repeats steered; 4 + look first; "
+                               "5 + fix workflow), and print a table of what each adds; N,M runs only those")
     evaluate.add_argument("--json", metavar="FILE", help="also write the rows and totals to FILE")
     evaluate.add_argument("--keep", action="store_true", help="keep each task's copy, events and session (paths on stderr)")
