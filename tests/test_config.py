@@ -20,7 +20,7 @@ def project_config(root, text: str):
     ('[permissions]\nalow = ["shell(ls)"]\n', "unknown key 'alow' in [permissions] (did you mean 'allow'?)"),
     ("[hooks]\ntimeuot = 5\n", "unknown key 'timeuot' in [hooks] (did you mean 'timeout'?)"),
     ("[agents]\nmax_turns = 1\n", "unknown section [agents] (did you mean 'agent'?)"),
-    ("[agent]\nzzz = 1\n", "unknown key 'zzz' in [agent]; known keys: look_first, max_time"),
+    ("[agent]\nzzz = 1\n", "unknown key 'zzz' in [agent]; known keys: auto_test, look_first"),
     ('agent = "fast"\n', "agent must be a table"),
 ])
 def test_an_unknown_key_is_an_error_naming_the_file_the_key_and_the_nearest_known_one(tmp_path, text, named):

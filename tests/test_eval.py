@@ -59,7 +59,8 @@ def test_a_solving_run_is_reported_solved(suite, capsys):
     row = report["rows"][0]
     assert row["task"] == "fix_add" and row["kind"] == "bugfix-test"
     assert row["solved"] is True and row["status"] == "done" and row["exit_code"] == 0
-    assert row["turns"] == 3 and row["tool_calls"] == 2 and row["invalid_tool_calls"] == 0
+    # three calls: the edit, the tests the agent ran after it (auto-test), the model's own test run
+    assert row["turns"] == 3 and row["tool_calls"] == 3 and row["invalid_tool_calls"] == 0
     assert row["prompt_tokens"] > 0 and row["generated_tokens"] > 0 and row["seconds"] > 0
     assert report["solved"] == 1 and report["total"] == 1
     assert "fix_add" in out and "solved 1/1" in out
@@ -184,6 +185,7 @@ def test_ablate_runs_the_suite_once_per_lever_configuration(suite, capsys):
     assert steered["constraints only"] == 0 and steered["+ repeats steered"] == 1  # the second read
     assert "--no-constrain" in configurations[0]["agent_flags"] and "--no-constrain" not in configurations[1]["agent_flags"]
     assert configurations[-1]["agent_flags"][-2:] == ["--workflow", "auto"]
+    assert "--no-auto-test" in configurations[2]["agent_flags"] and "--no-auto-test" not in configurations[3]["agent_flags"]
     assert "configuration" in out and "+ fix workflow (all)" in out.splitlines()[-1]
 
 

@@ -62,7 +62,7 @@ KNOWN_KEYS: dict[str, set[str]] = {
     "permissions": {"mode", "allow", "deny"},
     "backend": {"name", "model", "base_url", "api_key", "context_window", "temperature", "max_new_tokens", "max_tokens",
                 "constrain", "spec", "script", "read_timeout", "draft_model"},
-    "agent": {"max_turns", "max_time", "look_first", "steer", "workflow", "network"},
+    "agent": {"max_turns", "max_time", "look_first", "steer", "auto_test", "workflow", "network"},
     "hooks": {"timeout", "fail_closed", "fail_on", "style"},
     "mcp": {"servers"},  # [mcp.servers.NAME] tables: tools/mcp_client.py checks them
 }

@@ -14,6 +14,7 @@ from agent.core.checkpoints import CheckpointError, take as take_checkpoint
 from agent.core.permissions import DENIED
 from agent.core.repetition import RepeatGuard, WorkspaceState, steered_sampling
 from agent.core.toolcalls import format_tool_call
+from agent.core.autotest import AutoTest
 from agent.core.workflow import FixWorkflow, choose_workflow
 from agent.core.environment import Environment
 from agent.core.events import (AssistantEvent, CheckpointEvent, CompactionEvent, Event, EventSink, FormatErrorEvent,
@@ -66,6 +67,7 @@ class Limits:
     look_first: bool = False  # the first turn of a task must call a tool: no answer before looking
     workflow: str = "auto"  # "free", "fix" or "auto" (core/workflow.py)
     steer: bool = True  # repeated calls are steered away (core/repetition.py) instead of run
+    auto_test: bool = True  # after an edit in the free loop, the task's command or the tests run (core/autotest.py)
     steers: int = 3  # repeated calls steered away (core/repetition.py) with no new call between, before the run is stuck
     format_errors: int = 3  # malformed tool calls in a row before giving up
     reserve_tokens: int = 2048  # room kept for the model's answer and a compaction summary (at most a quarter of the window)
@@ -99,6 +101,7 @@ class Agent:
         self._steers_total = 0  # in this agent's life: seeds the sampled turns
         self._steered_tools: set[str] = set()  # tools of the calls steered away this turn
         self.workflow: FixWorkflow | None = None
+        self.auto_test: AutoTest | None = None
         self._own_calls = 0  # calls the agent made itself (a workflow's steps)
         self._format_errors = 0
         self._empty_turns = 0  # turns in a row with neither an answer nor a call
@@ -140,6 +143,8 @@ class Agent:
         try:
             self.workflow = choose_workflow(self.limits.workflow, task, self.env.workspace.root,
                                             getattr(self.backend, "model_parameters", None))
+            if self.limits.auto_test:
+                self.auto_test = AutoTest.for_task(task, self.env.workspace.root, self.workspace_state())
             if self.workflow is not None:
                 self.workflow.start(self)
             while True:
@@ -187,6 +192,8 @@ class Agent:
             self.execute(call)
         if self.workflow is not None:
             self.workflow.after_turn(self, turn.tool_calls)
+        if self.auto_test is not None and (self.workflow is None or not self.workflow.expects_reply()):
+            self.auto_test.after_turn(self, turn.tool_calls)
 
     def _reply(self, turn: ModelTurn) -> None:
         """A workflow's question answered in its fixed shape: the reply stays as the model wrote it,

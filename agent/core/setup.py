@@ -49,6 +49,7 @@ class RunSettings:
     chat_template: Path | None = None
     temperature: float | None = None
     look_first: bool | None = None  # the first turn must call a tool; None: config, else off
+    auto_test: bool | None = None  # run the task's command or the tests after an edit; None: config, else on
     steer: bool | None = None  # repeated calls steered away; None: config, else on
     workflow: str | None = None  # auto, fix or free (core/workflow.py); None: config, else auto
     constrain: bool | None = None  # tool calls within a grammar (embedded backend); None: config, else on
@@ -140,6 +141,7 @@ def prepare(settings: RunSettings, cwd: Path, on_event: EventSink, approver: App
                     max_seconds=settings.max_time or config.agent.get("max_time"),
                     look_first=_flag_or_config(settings.look_first, config.agent, "look_first", False),
                     steer=_flag_or_config(settings.steer, config.agent, "steer", True),
+                    auto_test=_flag_or_config(settings.auto_test, config.agent, "auto_test", True),
                     workflow=settings.workflow or str(config.agent.get("workflow", "auto")))
     network = str(config.agent.get("network", "auto"))
     if network not in NETWORK_SETTINGS:

@@ -60,11 +60,11 @@ class TaskResult:
 # agent eval --ablate: the levers for small models added one at a time (issues 15 and 23); the flags
 # each configuration adds to the model flags
 ABLATION = (
-    ("no constraints", ["--no-constrain", "--no-steer", "--workflow", "free"]),
-    ("constraints only", ["--no-steer", "--workflow", "free"]),
-    ("+ repeats steered", ["--workflow", "free"]),
-    ("+ look first", ["--look-first", "--workflow", "free"]),
-    ("+ fix workflow (all)", ["--look-first", "--workflow", "auto"]),
+    ("no constraints", ["--no-constrain", "--no-steer", "--no-auto-test", "--workflow", "free"]),
+    ("constraints only", ["--no-steer", "--no-auto-test", "--workflow", "free"]),
+    ("+ repeats steered", ["--no-auto-test", "--workflow", "free"]),
+    ("+ validated edits", ["--workflow", "free"]),
+    ("+ fix workflow (all)", ["--workflow", "auto"]),
 )
 
 
@@ -269,7 +269,7 @@ def agent_flags_from(args: Any) -> list[str]:
         if dest in ("script", "chat_template", "mtp") or (dest == "model" and Path(value).exists()):
             value = Path(value).resolve()
         flags += [flag, str(value)]
-    for dest, off in (("constrain", "--no-constrain"), ("steer", "--no-steer")):
+    for dest, off in (("constrain", "--no-constrain"), ("steer", "--no-steer"), ("auto_test", "--no-auto-test")):
         if getattr(args, dest, None) is False:
             flags.append(off)
     if getattr(args, "look_first", None):
@@ -360,7 +360,7 @@ def add_parser(sub, parents: list) -> None:
     evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: auto)")
     evaluate.add_argument("--ablate", nargs="?", const="all", metavar="N,M",
                           help="run the suite once per configuration, adding the small-model levers one at a time "
-                               "(1 no constraints; 2 constraints only; 3 + repeats steered; 4 + look first; "
+                               "(1 no constraints; 2 constraints only; 3 + repeats steered; 4 + validated edits; "
                                "5 + fix workflow), and print a table of what each adds; N,M runs only those")
     evaluate.add_argument("--json", metavar="FILE", help="also write the rows and totals to FILE")
     evaluate.add_argument("--keep", action="store_true", help="keep each task's copy, events and session (paths on stderr)")

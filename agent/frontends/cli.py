@@ -86,6 +86,9 @@ def _agent_options(defaults: bool) -> argparse.ArgumentParser:
                             "the command and retries from the start on failure; free: the model drives")
     agent.add_argument("--no-steer", dest="steer", action="store_false", default=default(None),
                        help="run repeated calls again instead of steering the model away from them ([agent] steer)")
+    agent.add_argument("--no-auto-test", dest="auto_test", action="store_false", default=default(None),
+                       help="after the model edits files, do not run the task's command or the tests for it "
+                            "([agent] auto_test)")
     agent.add_argument("--look-first", dest="look_first", action="store_true", default=default(None),
                        help="the first turn of a task must call a tool before anything is answered ([agent] look_first)")
     agent.add_argument("--max-time", type=float, metavar="SECONDS", default=default(None),

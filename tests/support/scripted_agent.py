@@ -13,10 +13,10 @@ from agent.tools import TOOLS
 from agent.tools.base import Workspace
 
 
-def run_scripted(root: Path, turns: list[dict], task: str, limits: Limits,
-                 mode: str = "yolo") -> tuple[Agent, ScriptedBackend, list, RunResult]:
+def run_scripted(root: Path, turns: list[dict], task: str, limits: Limits, mode: str = "yolo",
+                 allow: tuple[str, ...] = ()) -> tuple[Agent, ScriptedBackend, list, RunResult]:
     backend = ScriptedBackend(turns)
     events: list = []
-    env = Environment(TOOLS, Workspace(root), Permissions(mode=mode), approver=None)
+    env = Environment(TOOLS, Workspace(root), Permissions.from_settings(mode, list(allow), []), approver=None)
     agent = Agent(backend, env, Session.create(root, {"backend": "scripted", "model": "script"}), events.append, limits)
     return agent, backend, events, agent.run(task)
