@@ -77,3 +77,9 @@ def test_an_edit_that_changed_nothing_runs_nothing(repo):
                                                                   "new_string": "a + b"}}]}
     _, _, events, _ = run(repo, [refused, missed, DONE])
     assert agent_commands(events) == []
+
+
+def test_a_file_written_again_as_it_was_is_not_tested_again(repo):
+    same = {"tool_calls": [{"name": "write_file", "arguments": {"path": "calc.py", "content": CALC.replace("-", "*")}}]}
+    _, _, events, _ = run(repo, [WRONG_EDIT, same, DONE])
+    assert agent_commands(events) == [TEST_COMMAND]  # the write left the files as they were tested

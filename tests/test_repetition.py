@@ -5,6 +5,7 @@ seed; after the steers run out the run ends as stuck (exit 4)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,11 @@ def test_in_git_the_state_follows_the_files(repo):
     subprocess.run(["git", "checkout", "-q", "a.txt"], cwd=repo, check=True)
     (repo / "new.txt").unlink()
     assert state() == before
+    (repo / "a.txt").write_text("changed\n")
+    again = state()
+    time.sleep(0.01)
+    (repo / "a.txt").write_text("changed\n")  # written again as it was: a new time, the same files
+    assert state() == again == changed
 
 
 def test_the_guard_on_its_own():

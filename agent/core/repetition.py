@@ -110,10 +110,13 @@ def _similar(a: str, b: str) -> bool:
     return SequenceMatcher(None, a, b).ratio() >= NEAR_REPEAT_RATIO
 
 
+MAX_HASHED_BYTES = 1 << 20  # changed files up to this size are fingerprinted by content, bigger ones by size and time
+
+
 class WorkspaceState:
     """A fingerprint of the workspace's files: in a git repository the changed and untracked
-    files with their sizes and modification times (cheap: only what differs from HEAD, plus HEAD
-    itself); elsewhere a counter the agent bumps whenever a call may have written."""
+    files with their contents (cheap: only what differs from HEAD, plus HEAD itself); elsewhere a
+    counter the agent bumps whenever a call may have written."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -138,5 +141,8 @@ class WorkspaceState:
             path = self.root / os.fsdecode(entry[3:]) if len(entry) > 3 else None
             if path is not None and path.is_file():
                 stat = path.stat()
-                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+                if stat.st_size <= MAX_HASHED_BYTES:  # a file written again as it was is unchanged
+                    digest.update(hashlib.sha256(path.read_bytes()).digest())
+                else:
+                    digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
         return digest.hexdigest()
