@@ -122,6 +122,7 @@ class WorkspaceState:
         self.root = root
         self.writes = 0
         self.is_git = (root / ".git").exists()
+        self._hashes: dict[Path, tuple[tuple[int, int], bytes]] = {}  # path -> ((size, mtime), content hash)
 
     def note_write(self) -> None:
         self.writes += 1
@@ -141,8 +142,15 @@ class WorkspaceState:
             path = self.root / os.fsdecode(entry[3:]) if len(entry) > 3 else None
             if path is not None and path.is_file():
                 stat = path.stat()
-                if stat.st_size <= MAX_HASHED_BYTES:  # a file written again as it was is unchanged
-                    digest.update(hashlib.sha256(path.read_bytes()).digest())
-                else:
-                    digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+                digest.update(self._fingerprint(path, stat.st_size, stat.st_mtime_ns))
         return digest.hexdigest()
+
+    def _fingerprint(self, path: Path, size: int, mtime_ns: int) -> bytes:
+        """A changed file's content hash (a file written again as it was is unchanged), read again
+        only when its size or time moved; a big file's size and time."""
+        if size > MAX_HASHED_BYTES:
+            return f"{size}:{mtime_ns}".encode()
+        known = self._hashes.get(path)
+        if known is None or known[0] != (size, mtime_ns):
+            known = self._hashes[path] = ((size, mtime_ns), hashlib.sha256(path.read_bytes()).digest())
+        return known[1]

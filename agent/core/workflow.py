@@ -27,7 +27,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
 from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, expected_outputs, file_moves, find_command,
@@ -238,7 +238,9 @@ class FixWorkflow:
             output, failed, unmet = self._check(agent)
         if not failed:  # the tests pass; what the task asked for must be there too
             unmet = [f"the task asks for `{name}`, and no file has it" for name in missing_names(self.introduced, root)]
-            if asks_for_tests(self.task) and self._tests_written(root) <= self._tests_written(None):
+            tests = [p for p in self.targets if is_test(p)]
+            if asks_for_tests(self.task) and (_tests_in(_file_text(root, p) for p in tests)
+                                              <= _tests_in(self.initial.get(p) for p in tests)):
                 unmet.append("the task asks for a new test, and no test was added")
             failed = bool(unmet)
         if not failed:
@@ -258,8 +260,11 @@ class FixWorkflow:
         self.lessons += [line for line in errors if line not in known][:MAX_LESSONS - len(self.lessons)]
 
     def _fail_attempt(self, agent: Agent) -> None:
-        self.attempt += 1
         self._undo(agent)
+        self._next_attempt(agent)
+
+    def _next_attempt(self, agent: Agent) -> None:
+        self.attempt += 1
         if self.attempt >= MAX_ATTEMPTS:
             self._enter("free")
         else:
@@ -272,31 +277,15 @@ class FixWorkflow:
             targets += [p for p in self.candidates if is_test(p)][:1]
         self.targets = targets
 
-    def _tests_written(self, root: Path | None) -> int:
-        """Test functions in the target test files: as they are under `root`, or before any attempt (None)."""
-        count = 0
-        for path in (p for p in self.targets if is_test(p)):
-            if root is None:
-                text = self.initial.get(path)
-            else:
-                text = (root / path).read_text(errors="replace") if (root / path).is_file() else None
-            count += len(_TEST_FUNCTION.findall(text or ""))
-        return count
-
     def _keep_attempt(self, agent: Agent, output: str) -> None:
         """An attempt that passes more tests and fails fewer is the base of the next ones: its files
         are shown as the code and its output as the failure, in a conversation back at the
         attempt's start (shown its own attempt in place, a 1.5B wrote the same diagnosis again)."""
-        self.attempt += 1
-        root = agent.env.workspace.root
         for path in self.targets:
-            self.original[path] = (root / path).read_text(errors="replace") if (root / path).is_file() else None
+            self.original[path] = _file_text(agent.env.workspace.root, path)
         self.failure, self.lessons = output, []
         agent.rewind(self.attempt_start)
-        if self.attempt >= MAX_ATTEMPTS:
-            self._enter("free")
-        else:
-            self._begin_attempt(agent)
+        self._next_attempt(agent)
 
     def _enter(self, stage: str) -> None:
         self.stage, self._asked = stage, False
@@ -370,6 +359,15 @@ def _unnumbered(output: str) -> str | None:
             return None  # a note: part of the file, or not a file at all
         lines.append(match.group(1))
     return "\n".join(lines) + "\n"
+
+
+def _file_text(root: Path, path: str) -> str | None:
+    return (root / path).read_text(errors="replace") if (root / path).is_file() else None
+
+
+def _tests_in(texts: Iterable[str | None]) -> int:
+    """Test functions in these files' texts (None: no such file)."""
+    return sum(len(_TEST_FUNCTION.findall(text or "")) for text in texts)
 
 
 def _test_counts(output: str) -> tuple[int, int] | None:
