@@ -131,10 +131,7 @@ class TinyModel:
             matrix("output.weight", vocab, self.d_model)
         for name in self.extra_tensors:
             vector(name, self.d_model)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        write_out(w)
         return path
 
     def _add(self, w: GGUFWriter, name: str, values: np.ndarray, qtype: QType, rng: np.random.Generator) -> None:
@@ -188,8 +185,13 @@ def rewrite_gguf(src: Path, dst: Path, drop: set[str] = frozenset(), replace: di
         data = (replace or {}).get(t.name, np.asarray(t.data))
         for name in copies(t.name) if copies else [t.name]:
             writer.add_tensor(name, data)
+    write_out(writer)
+    return dst
+
+
+def write_out(writer: GGUFWriter) -> None:
+    """Header, metadata and tensors to the file, in gguf's order, and close it."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return dst

@@ -21,6 +21,7 @@ import numpy as np
 from gguf import GGUFWriter
 
 from inference.tokenizer import byte_to_unicode
+from support.gguf_builder import write_out
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "templates" / "qwen2.5-coder.jinja"
 CONTROL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -102,8 +103,5 @@ def write_scripted_model(path: Path, call: str, answer: str, context: int = 1638
                          ("blk.0.ffn_up.weight", up), ("blk.0.ffn_down.weight", down),
                          ("output_norm.weight", ones), ("output.weight", output)):
         w.add_tensor(name, tensor)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    write_out(w)
     return path
