@@ -21,7 +21,7 @@ MALICIOUS = [
 ]
 
 
-def test_default_model_template_renders_conversations(smollm2_engine):
+def test_smollm2_template_renders_conversations(smollm2_engine):
     template = smollm2_engine.chat_template
     messages = [{"role": "user", "content": "hi"}]
     text = template.render(messages, add_generation_prompt=True)

@@ -221,7 +221,7 @@ def test_constrained_greedy_output_is_identical_with_and_without_speculation(mod
     assert drafted.stats.speculative["drafted"] > 0  # drafts were made, cut by the grammar and verified
 
 
-def test_constrained_greedy_is_lossless_with_prompt_lookup_on_the_default_model(smollm2_engine):
+def test_constrained_greedy_is_lossless_with_prompt_lookup_on_smollm2(smollm2_engine):
     """The agent re-emitting a file in an edit call: lookup drafts pass the grammar and are accepted."""
     source = (Path(__file__).parent.parent / "prompts" / "bench" / "code_python.txt").read_text()[:600]
     messages = [{"role": "user", "content": f"Here is calc.py:\n\n{source}\n\nWrite it back unchanged with write_file, "

@@ -270,7 +270,7 @@ def test_commit_msg_outside_a_repository(tmp_path):
     assert done.returncode == 2 and "not inside a git repository" in done.stderr
 
 
-def test_the_default_model_writes_a_well_formed_message(repo, smollm2):
+def test_smollm2_writes_a_well_formed_message(repo, smollm2):
     """The embedded engine end to end; what the message says is the model's business."""
     repo.configure({"name": "embedded", "model": str(smollm2), "context_window": 2048})
     repo.stage("greet.py", "def greet(name, punctuation='!'):\n    return 'hello ' + name + punctuation\n")

@@ -73,7 +73,7 @@ def reference_logits(hf_default, code_ids) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("weights", ["dense", "packed"])
-def test_default_model_matches_transformers(smollm2, code_ids, reference_logits, weights):
+def test_smollm2_matches_transformers(smollm2, code_ids, reference_logits, weights):
     """The issue's bar: argmax agrees at >= 99% of positions, relative L2 error <= 1e-2 (fp32)."""
     engine = Engine.load(smollm2, device="cpu", weights=weights, n_ctx=1024)
     assert engine.dtype == torch.float32

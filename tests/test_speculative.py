@@ -39,7 +39,7 @@ def test_greedy_output_is_identical_to_plain_decoding(case: Case, spec: str, n_m
     assert all(len(drafts) <= n_max for drafts, _ in loop.trace if spec == "mtp")
 
 
-def test_default_model_with_prompt_lookup_is_lossless_and_accepts(smollm2_engine):
+def test_smollm2_with_prompt_lookup_is_lossless_and_accepts(smollm2_engine):
     """An agent re-emitting a file it just read: n-gram drafts get accepted, output unchanged.
     Both runs prefill from scratch: the packed kernels round a long prefill chunk differently from
     short steps, so a reused prefix is not bit for bit the same computation."""

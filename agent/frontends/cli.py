@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from agent import __version__
+from agent.backends.catalog import DEFAULT_MODEL
 from agent.errors import AgentError
 from agent.frontends.output import FORMATS
 
@@ -24,7 +25,7 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", metavar="FILE|NAME", default=default(None),
                         help="GGUF file, catalog model name (see `agent models list`) or hf:OWNER/REPO[:QUANT]; "
-                             "names are fetched on first use (default: smollm2-135m)")
+                             f"names are fetched on first use (default: {DEFAULT_MODEL.name})")
     common.add_argument("--device", default=default("auto"), choices=["auto", "cpu", "cuda"],
                         help="where to run the model (auto: CUDA when present)")
     common.add_argument("--ctx", type=int, metavar="N", default=default(None),
