@@ -53,10 +53,10 @@ def test_reproduce_locate_diagnose_rewrite_validate_answer(repo):
     result, backend, events, _ = run(repo, [DIAGNOSIS, FIX, ANSWERED])
     assert result.status == "done" and result.answer == ANSWERED["text"]
     assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
-    assert calls(events) == [("agent", "shell"), ("agent", "read_file"), ("agent", "read_file"),
+    assert calls(events) == [("agent", "shell"), ("agent", "read_file"), ("agent", "read_file"), ("agent", "shell"),
                              ("rewrite", "write_file"), ("agent", "shell")]
     shells = [e for e in events if type(e).__name__ == "ToolResultEvent" and e.name == "shell"]
-    assert shells[0].is_error and not shells[1].is_error  # failing before the edit, passing after
+    assert shells[0].is_error and not shells[2].is_error  # failing before the edit, passing after
     assert backend.options_requested == [DIAGNOSE, REWRITE, ANSWER]
     assert backend.tools_requested == [[], [], []]  # replies in a fixed shape: no tool definitions to prefill
     reads = [e.arguments["path"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "read_file"]
@@ -64,6 +64,19 @@ def test_reproduce_locate_diagnose_rewrite_validate_answer(repo):
     request = backend.requests[0][-1]["content"]  # the file as it is, without read_file's line numbers
     assert "```python\ndef add(a, b):\n    return a - b\n```" in request and "assert 5 == -1" in request or "add(2, 3)" in request
     assert "The task: The tests fail. Fix calc.py." in request
+    # the failing test traced through the code to change: what it was given and what it returned
+    assert "calc.py:1 add(a=2, b=3)\n    returned -1\n```" in request
+
+
+def test_a_trace_names_where_the_code_raised_and_its_variables_there(tmp_path):
+    root = committed_project(tmp_path / "project", {
+        "config.py": "def load(text):\n    values = dict(line.split('=') for line in text.split())\n    return values['port']\n",
+        "test_config.py": "from config import load\n\n\ndef test_default():\n    assert load('host=a') == '80'\n"})
+    _, backend, events, _ = run(root, [DIAGNOSIS, FIX, ANSWERED], task="The tests fail. Fix config.py.")
+    probe = [e for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "shell"][1]
+    assert "trace_probe.py config.py -- -m pytest" in probe.arguments["command"]
+    assert ("config.py:1 load(text='host=a')\n    values = {'host': 'a'}\n    line 3 raised KeyError: 'port'"
+            in backend.requests[0][-1]["content"])
 
 
 def test_a_failed_attempt_is_undone_and_the_next_one_sampled_from_the_same_start(repo):
@@ -72,7 +85,7 @@ def test_a_failed_attempt_is_undone_and_the_next_one_sampled_from_the_same_start
     assert backend.options_requested == [DIAGNOSE, REWRITE, sampled_diagnosis(1), REWRITE, ANSWER]
     # the second attempt starts from the same conversation as the first, with no trace of it
     assert backend.requests[2] == backend.requests[0]
-    assert calls(events)[3:] == [("rewrite", "write_file"), ("agent", "shell"), ("agent", "write_file"),
+    assert calls(events)[4:] == [("rewrite", "write_file"), ("agent", "shell"), ("agent", "write_file"),
                                  ("rewrite", "write_file"), ("agent", "shell")]
     restore = [e for e in events if type(e).__name__ == "ToolCallEvent" and e.id.startswith("agent")][-2]
     assert restore.arguments == {"path": "calc.py", "content": CALC}
@@ -102,7 +115,7 @@ def test_a_rewrite_identical_to_the_file_is_not_run_again(repo):
     same = {"text": f"```python\n{CALC}```"}
     result, _, events, _ = run(repo, [DIAGNOSIS, same, DIAGNOSIS, FIX, ANSWERED])
     assert result.status == "done"
-    assert [name for _, name in calls(events)].count("shell") == 2  # the unchanged file is known to fail
+    assert [name for _, name in calls(events)].count("shell") == 3  # reproduce, trace, the fix: the unchanged file is known to fail
 
 
 def test_the_model_chooses_among_several_files(repo):
@@ -127,6 +140,15 @@ def test_a_question_is_answered_after_the_agent_reads_what_it_names_and_works_it
     assert backend.options_requested == [TurnOptions(reply=Reply("json", schema=WORKED_ANSWER, max_tokens=ANSWER_TOKENS))]
     assert list(WORKED_ANSWER["properties"]) == ["relevant_code", "working", "answer"]
     assert "What does `add` return?" in backend.requests[0][-1]["content"]
+
+
+def test_a_question_is_asked_with_the_values_the_agent_folded_from_the_code(tmp_path):
+    root = committed_project(tmp_path / "project", {"config.py": "BASE = 8000\nOFFSET = 80\n",
+                                                    "server.py": "from config import BASE, OFFSET\n\nPORT = BASE + OFFSET\n"})
+    worked = {"relevant_code": ["PORT = BASE + OFFSET"], "working": "8000 + 80.", "answer": "8080"}
+    result, backend, _, _ = run(root, [{"text": json.dumps(worked)}], task="Which port does `server.py` use?")
+    assert result.answer.startswith("8080")
+    assert "- `server.py:3  PORT = BASE + OFFSET = 8080`" in backend.requests[0][-1]["content"]
 
 
 def test_a_question_that_points_nowhere_in_a_big_repository_is_left_to_the_model(repo):

@@ -34,6 +34,9 @@ from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, 
                                introduced_names, is_question, is_test, located_files, missing_names, new_files,
                                test_command)
 from agent.core.permissions import DENIED
+from agent.core.trace_probe import HEADER as PROBE_HEADER
+from agent.core.trace_probe import probe_command
+from agent.core.values import value_hints
 from agent.prompts import render_prompt
 
 if TYPE_CHECKING:
@@ -52,9 +55,12 @@ DIAGNOSIS_TOKENS = 160
 MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
 ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
+# the lengths bounded so that the answer is reached: a 1.5B's working repeated itself to the token limit
 WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["relevant_code", "working", "answer"],
-                 "properties": {"relevant_code": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 8},
-                                "working": {"type": "string"}, "answer": {"type": "string"}}}
+                 "properties": {"relevant_code": {"type": "array", "items": {"type": "string", "maxLength": 200},
+                                                  "minItems": 1, "maxItems": 8},
+                                "working": {"type": "string", "maxLength": 600},
+                                "answer": {"type": "string", "maxLength": 400}}}
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
 _ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
@@ -86,6 +92,7 @@ class FixWorkflow:
     lessons: list[str] = field(default_factory=list)  # errors of failed attempts that the original output lacks
     moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
     introduced: list[str] = field(default_factory=list)  # names the task quotes that no file has yet
+    trace: str = ""  # what the code to change did in the failing run (trace_probe.py)
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     _asked: bool = False  # this stage's request is in the conversation
 
@@ -116,6 +123,7 @@ class FixWorkflow:
         for path in self.candidates:
             self.original.setdefault(path, None)
         self.initial = {path: self.original[path] for path in self.candidates}
+        self.trace = self._trace(agent)
         if not self.candidates:
             self._enter("free")
         elif len(self.candidates) == 1:
@@ -136,13 +144,15 @@ class FixWorkflow:
         elif self.stage == "diagnose":
             files = [(path, _language(path), self.original.get(path)) for path in self.targets]
             text = render_prompt("workflow/diagnose.md", files=files, failure=_trimmed(self.failure),
-                                 command=self.command, task=self.task, lessons=self.lessons)
+                                 command=self.command, task=self.task, lessons=self.lessons, trace=self.trace)
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=_language(path),
                                  failure=bool(self.failure), command=self.command)
         else:
-            text = render_prompt("workflow/answer.md", question=self.question, command=self.command, task=self.task)
+            values = value_hints({p: t for p, t in self.original.items() if t}) if self.question else []
+            text = render_prompt("workflow/answer.md", question=self.question, command=self.command, task=self.task,
+                                 values=values)
         agent.add({"role": "user", "content": text})
 
     def turn_options(self) -> TurnOptions | None:
@@ -284,6 +294,7 @@ class FixWorkflow:
         for path in self.targets:
             self.original[path] = _file_text(agent.env.workspace.root, path)
         self.failure, self.lessons = output, []
+        self.trace = self._trace(agent)
         agent.rewind(self.attempt_start)
         self._next_attempt(agent)
 
@@ -336,6 +347,18 @@ class FixWorkflow:
         if failed:
             self.failed_states.add(state)
         return output, failed, unmet
+
+    def _trace(self, agent: Agent) -> str:
+        """What the functions of the Python files to change did in the failing run: their arguments,
+        the values their locals ended with, what they returned (a 1.5B that read `start = page *
+        per_page` as right saw the bug once shown `page=1 ... start = 10`); "" when there is none."""
+        watched = [p for p in self.candidates if p.endswith(".py") and not is_test(p) and self.original.get(p)]
+        command = probe_command(self.command or "", self.failure, watched) if self.failure else None
+        if command is None:
+            return ""
+        output, failed = agent.act("shell", {"command": command})
+        found = output.split(PROBE_HEADER, 1)
+        return "" if failed or len(found) < 2 else found[1].strip().removesuffix("[exit code 0]").strip()
 
     def _read(self, agent: Agent, path: str) -> bool:
         """Read `path` through the tools (its permissions hold) and keep its text; whether it could be read."""

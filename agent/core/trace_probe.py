@@ -1,0 +1,137 @@
+"""Run one failing test (or a script) and print what the functions of the watched files did: the
+arguments of each call, the values its locals ended with, what it returned or where it raised.
+
+The fix workflow runs this file with the workspace's own `python`, through the shell tool, so it
+uses the standard library only:
+
+    python trace_probe.py WATCHED.py ... -- -m pytest -q tests/test_x.py::test_y
+    python trace_probe.py WATCHED.py ... -- script.py ARG ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import reprlib
+import runpy
+import shlex
+import sys
+import types
+from pathlib import Path
+
+HEADER = "what the code did:"
+CO_OPTIMIZED = 0x1
+MAX_CALLS = 6
+MAX_LOCALS = 8
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = 8
+_SHORT.maxdict = 6
+_SHORT.maxlevel = 3
+_NOT_VALUES = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type)
+
+
+class Call:
+    def __init__(self, frame: types.FrameType, path: str) -> None:
+        code = frame.f_code
+        count = code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & 4) + bool(code.co_flags & 8)
+        self.parameters = code.co_varnames[:count]
+        self.head = (f"{path}:{code.co_firstlineno} {code.co_name}("
+                     + ", ".join(f"{name}={_value(frame.f_locals.get(name))}" for name in self.parameters) + ")")
+        self.lines: list[str] = []
+        self.raised: str | None = None
+
+    def on_event(self, frame: types.FrameType, event: str, arg: object):
+        if event == "line":
+            self.raised = None  # a line runs after an exception only when the function caught it
+        elif event == "exception" and self.raised is None:
+            kind, error, _ = arg
+            self.raised = f"line {frame.f_lineno} raised {kind.__name__}: {_value(error, plain=True)}"
+        elif event == "return":
+            values = [f"{name} = {_value(value)}" for name, value in frame.f_locals.items()
+                      if name not in self.parameters and not name.startswith("@") and not isinstance(value, _NOT_VALUES)]
+            self.lines = values[:MAX_LOCALS]
+            self.lines.append(self.raised or f"returned {_value(arg)}")
+        return self.on_event
+
+    def text(self) -> str:
+        return "\n".join([self.head] + [f"    {line}" for line in self.lines or ["(did not return)"]])
+
+
+def _value(value: object, plain: bool = False) -> str:
+    try:
+        return str(value)[:120] if plain else _SHORT.repr(value)
+    except Exception:  # a repr that fails says nothing useful about the bug
+        return "<?>"
+
+
+def trace(watched: list[str], command: list[str]) -> list[Call]:
+    names = {os.path.realpath(path): path for path in watched}
+    calls: list[Call] = []
+
+    def on_call(frame: types.FrameType, event: str, arg: object):
+        path = names.get(os.path.realpath(frame.f_code.co_filename))
+        # functions only: not a module's or a class's body, nor a comprehension's
+        function = frame.f_code.co_flags & CO_OPTIMIZED and not frame.f_code.co_name.startswith("<")
+        if path is None or not function or len(calls) >= MAX_CALLS:
+            return None
+        calls.append(Call(frame, path))
+        return calls[-1].on_event
+
+    sys.argv = command[1:] if command[0] == "-m" else command
+    sys.path.insert(0, os.getcwd() if command[0] == "-m" else os.path.dirname(os.path.abspath(command[0])))
+    sys.dont_write_bytecode = True  # the probe leaves the workspace as it found it
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        sys.settrace(on_call)
+        try:
+            if command[0] == "-m":
+                runpy.run_module(command[1], run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(command[0], run_name="__main__")
+        except BaseException:  # the failure is the point; what matters is what was recorded
+            pass
+        finally:
+            sys.settrace(None)
+    return calls
+
+
+def probe_command(command: str, output: str, watched: list[str]) -> str | None:
+    """The command that traces `command` (pytest: its first failing test in `output`; a Python
+    script or module) with the watched files; None for anything else."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    python = words[0] if words and re.fullmatch(r"python(3(\.\d+)?)?", words[0]) else None
+    if words and words[0] == "pytest":
+        words, python = ["python", "-m", *words], "python"
+    if python is None or len(words) < 2 or not watched:
+        return None
+    if words[1:3] == ["-m", "pytest"]:
+        failed = re.search(r"^FAILED (\S+::\S+)", output, re.MULTILINE)
+        if failed is None:
+            return None
+        target = ["-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", failed.group(1)]
+    elif words[1] == "-m" or words[1].endswith(".py"):
+        target = words[1:]
+    else:
+        return None
+    return shlex.join([python, str(Path(__file__).resolve()), *watched, "--", *target])
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        print("usage: trace_probe.py WATCHED.py ... -- (-m MODULE | SCRIPT) [ARG ...]", file=sys.stderr)
+        return 2
+    split = argv.index("--")
+    calls = trace(argv[:split], argv[split + 1:])
+    if calls:
+        print(HEADER)
+        print("\n".join(call.text() for call in calls))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
