@@ -334,3 +334,6 @@ def test_a_task_that_asks_for_a_test_gets_a_test_file_to_write_and_needs_a_new_t
     assert agent.workflow.targets == ["calc.py", "tests/test_calc.py"]
     assert "def test_subtract" in (repo / "tests" / "test_calc.py").read_text()
     assert "the task asks for a new test, and no test was added" in backend.requests[4][-1]["content"]
+    # the request for the test file says to keep its tests and add new ones; the code's does not
+    assert "add new test functions" in backend.requests[3][-1]["content"]
+    assert "add new test functions" not in backend.requests[2][-1]["content"]

@@ -148,7 +148,8 @@ class FixWorkflow:
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=_language(path),
-                                 failure=bool(self.failure), command=self.command)
+                                 failure=bool(self.failure), command=self.command,
+                                 adds_tests=is_test(path) and asks_for_tests(self.task))
         else:
             values = value_hints({p: t for p, t in self.original.items() if t}) if self.question else []
             text = render_prompt("workflow/answer.md", question=self.question, command=self.command, task=self.task,
