@@ -11,7 +11,7 @@ import pytest
 from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
 from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_README_LINES,
-                                 MAX_REWRITE_LINES, NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
+                                 MAX_REWRITE_LINES, MAX_REWRITE_SAMPLES, NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
 from support.git_support import committed_project, init_and_commit
 from support.scripted_agent import run_scripted
 
@@ -29,15 +29,24 @@ REWRITE = TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE
 ANSWER = TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
 
 
+def no_better(attempt: int) -> dict:
+    """Fails as before, each attempt with a comment of its own (code known to fail is drawn again)."""
+    return {"text": f"```python\ndef add(a, b):\n    return a - b  # fixed {attempt}\n```"}
+
+
 def sampled_diagnosis(attempt: int) -> TurnOptions:
     return TurnOptions(sampling=TurnSampling(*ATTEMPT_SAMPLING, seed=attempt),
                        reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
 
 
+def calc_project(path: Path) -> Path:
+    return committed_project(path, {"calc.py": CALC, "tests/test_calc.py": TEST,
+                                    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n"})
+
+
 @pytest.fixture
 def repo(tmp_path) -> Path:
-    return committed_project(tmp_path / "project", {"calc.py": CALC, "tests/test_calc.py": TEST,
-                                                    "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['.']\n"})
+    return calc_project(tmp_path / "project")
 
 
 def run(root: Path, turns: list[dict], task: str = "The tests fail. Fix calc.py.", workflow: str = "fix"):
@@ -102,7 +111,7 @@ def test_an_attempt_that_fails_another_way_is_undone_too(repo):
 
 
 def test_after_max_attempts_the_free_loop_takes_over_with_the_files_as_they_were(repo):
-    attempts = [turn for _ in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, NO_BETTER)]
+    attempts = [turn for i in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, no_better(i))]
     result, backend, _, agent = run(repo, attempts + [{"text": "I could not fix it."}])
     assert backend.options_requested[-1] == TurnOptions()  # free: the model's own loop
     assert backend.tools_requested[-1]  # with its tools
@@ -111,11 +120,21 @@ def test_after_max_attempts_the_free_loop_takes_over_with_the_files_as_they_were
     assert result.status == "done"
 
 
-def test_a_rewrite_identical_to_the_file_is_not_run_again(repo):
+def test_a_rewrite_known_to_fail_is_drawn_again_with_a_seed_then_not_run_again(repo, tmp_path):
     same = {"text": f"```python\n{CALC}```"}
-    result, _, events, _ = run(repo, [DIAGNOSIS, same, DIAGNOSIS, FIX, ANSWERED])
-    assert result.status == "done"
-    assert [name for _, name in calls(events)].count("shell") == 3  # reproduce, trace, the fix: the unchanged file is known to fail
+    result, backend, events, agent = run(repo, [DIAGNOSIS, same, FIX, ANSWERED])
+    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+    # the file as it was is known to fail: the rewrite is drawn again, sampled, from the same request
+    assert backend.options_requested[1:3] == [REWRITE, TurnOptions(sampling=TurnSampling(*ATTEMPT_SAMPLING, seed=1),
+                                                                   reply=REWRITE.reply)]
+    assert backend.requests[2] == backend.requests[1]
+    assert [name for _, name in calls(events)] == ["shell", "read_file", "read_file", "shell", "write_file", "shell"]
+    # an attempt's failed code is known too; once the draws run out, it is not run again
+    turns = [DIAGNOSIS, WRONG, DIAGNOSIS] + [same, WRONG] * MAX_REWRITE_SAMPLES + [same, FIX, ANSWERED]
+    again = calc_project(tmp_path / "again")
+    result, backend, events, _ = run(again, turns)
+    assert result.status == "done" and "a + b" in (again / "calc.py").read_text()
+    assert [name for _, name in calls(events)].count("shell") == 4  # reproduce, trace, WRONG, FIX
 
 
 def test_the_model_chooses_among_several_files(repo):
@@ -180,8 +199,9 @@ def test_a_rewrite_cut_at_its_token_limit_fails_its_attempt(repo):
 
 def test_a_file_created_by_a_failed_attempt_is_removed(tmp_path):
     root = committed_project(tmp_path / "lib", {"mathutil.py": MATHUTIL})
-    wrong = {"text": "```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 5\n```"}
-    attempts = [turn for _ in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, wrong)]
+    def wrong(i: int) -> dict:  # each attempt wrong in a new way: code known to fail is drawn again
+        return {"text": f"```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == {5 + i}\n```"}
+    attempts = [turn for i in range(MAX_ATTEMPTS) for turn in (DIAGNOSIS, wrong(i))]
     result, _, _, agent = run(root, [{"text": '["test_mathutil.py"]'}] + attempts + [{"text": "I give up."}],
                               task="Write tests for mathutil.py in test_mathutil.py.")
     assert agent.workflow.stage == "free" and not (root / "test_mathutil.py").exists()

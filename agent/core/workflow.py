@@ -7,7 +7,10 @@ suite) and reads the files the task and the failure point at (core/locate.py); i
 only what a small model is good at, each in a fixed shape held by the grammar: which of those
 files to change (a JSON list, when there is a choice), what must change in them (a sentence or
 two; asked for a whole file at once, a 1.5B copies it unchanged), then each file's whole new text
-as one code block, which the agent writes with write_file. Then it runs the command again.
+as one code block, which the agent writes with write_file. Then it runs the command again. With the
+diagnosis request goes what the code did in the failing run (trace_probe.py); with a question's,
+the values folded from the code (values.py). A rewrite that comes out as code known to fail is
+drawn again with a seed before it is written.
 
 An attempt that fails is undone (files and conversation back to where the attempt began) and the
 next attempt samples the diagnosis with a seed of its own, so the attempts are independent draws
@@ -21,13 +24,11 @@ write whole, the free loop takes over. `free` is the plain loop.
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from agent.backends.base import Reply, ToolCall, TurnOptions, TurnSampling
 from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, expected_outputs, file_moves, find_command,
@@ -37,6 +38,8 @@ from agent.core.permissions import DENIED
 from agent.core.trace_probe import HEADER as PROBE_HEADER
 from agent.core.trace_probe import probe_command
 from agent.core.values import value_hints
+from agent.core.workflow_text import (code_block, error_lines, file_text, language_of, parsing_prefix, progress,
+                                      tests_in, trimmed, unnumbered, without_line_number)
 from agent.prompts import render_prompt
 
 if TYPE_CHECKING:
@@ -47,30 +50,19 @@ SMALL_MODEL_PARAMETERS = 4_000_000_000
 MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
 MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
 NEW_FILE_TOKENS = 800  # a rewrite's token bound: this for a new file, more for a long one
-MAX_SALVAGED_LINES = 40  # a cut Python file loses at most this many lines of its tail to parse
-MAX_FAILURE_LINES = 40
 README_NAMES = ("README.md", "README.rst", "README.txt", "README")
 MAX_README_LINES = 60  # its opening says what a repository is
 DIAGNOSIS_TOKENS = 160
 MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
 ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
+MAX_REWRITE_SAMPLES = 2  # an attempt's rewrites that come out as code known to fail are drawn again this often
 # the lengths bounded so that the answer is reached: a 1.5B's working repeated itself to the token limit
 WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["relevant_code", "working", "answer"],
                  "properties": {"relevant_code": {"type": "array", "items": {"type": "string", "maxLength": 200},
                                                   "minItems": 1, "maxItems": 8},
                                 "working": {"type": "string", "maxLength": 600},
                                 "answer": {"type": "string", "maxLength": 400}}}
-LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
-             ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
-_ERROR = re.compile(r"^[\w.]*(?:Error|Exception|Exit)\b:?")
-_TEST_FUNCTION = re.compile(r"^\s*(?:async\s+)?def test\w*|^\s*(?:it|test)\(", re.MULTILINE)
-_SUMMARY = re.compile(r"(\d+) (passed|failed|errors?)\b")
-_SUMMARY_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|errors?)\b.* in [\d.]+s\b")
-_NUMBERED = re.compile(r"^ *\d+\t(.*)$")
-_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
-
-
 @dataclass
 class FixWorkflow:
     """Stages: reproduce and locate happen in start(); then `choose` (which files to change),
@@ -93,6 +85,9 @@ class FixWorkflow:
     moved: set[str] = field(default_factory=set)  # files the task renamed, by their old paths
     introduced: list[str] = field(default_factory=list)  # names the task quotes that no file has yet
     trace: str = ""  # what the code to change did in the failing run (trace_probe.py)
+    failed_edits: list[dict[str, str | None]] = field(default_factory=list)  # the targets' texts in failed attempts
+    resampled: int = 0  # rewrites of this attempt drawn again
+    _retract: int | None = None  # the conversation's length before a reply that is drawn again
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     _asked: bool = False  # this stage's request is in the conversation
 
@@ -136,18 +131,21 @@ class FixWorkflow:
 
     def before_turn(self, agent: Agent) -> None:
         """Put this stage's request in the conversation (once per request)."""
+        if self._retract is not None:  # the reply drawn again leaves the conversation; the request stays
+            agent.rewind(self._retract)
+            self._retract = None
         if self._asked or self.stage == "free":
             return
         self._asked = True
         if self.stage == "choose":
             text = render_prompt("workflow/choose_files.md", candidates=self.candidates)
         elif self.stage == "diagnose":
-            files = [(path, _language(path), self.original.get(path)) for path in self.targets]
-            text = render_prompt("workflow/diagnose.md", files=files, failure=_trimmed(self.failure),
+            files = [(path, language_of(path), self.original.get(path)) for path in self.targets]
+            text = render_prompt("workflow/diagnose.md", files=files, failure=trimmed(self.failure),
                                  command=self.command, task=self.task, lessons=self.lessons, trace=self.trace)
         elif self.stage == "rewrite":
             path = self.targets[self.written]
-            text = render_prompt("workflow/rewrite_file.md", path=path, language=_language(path),
+            text = render_prompt("workflow/rewrite_file.md", path=path, language=language_of(path),
                                  failure=bool(self.failure), command=self.command,
                                  adds_tests=is_test(path) and asks_for_tests(self.task))
         else:
@@ -169,7 +167,8 @@ class FixWorkflow:
             before = self.original.get(path)
             # bounded so that a model repeating itself costs one attempt, not the run's time
             limit = NEW_FILE_TOKENS if before is None else max(NEW_FILE_TOKENS, len(before) // 2 + 512)
-            return TurnOptions(reply=Reply("code", language=_language(path), max_tokens=limit))
+            sampling = TurnSampling(*ATTEMPT_SAMPLING, seed=100 * self.attempt + self.resampled) if self.resampled else None
+            return TurnOptions(sampling=sampling, reply=Reply("code", language=language_of(path), max_tokens=limit))
         if self.stage == "answer" and self.question:
             # the grammar has it quote and work through the code before it answers: asked in
             # prose to do so, a 1.5B gave the first constant it saw (8000 for BASE_PORT + 80)
@@ -188,7 +187,7 @@ class FixWorkflow:
         try:
             worked = json.loads(reply)
             # the lines as the file has them, without the read_file numbers a model copies along
-            lines = "\n".join("    " + _NUMBERED.sub(r"\1", line) for line in worked["relevant_code"])
+            lines = "\n".join("    " + without_line_number(line) for line in worked["relevant_code"])
             return f"{worked['answer'].strip()}\n\nFrom the code:\n{lines}\n{worked['working'].strip()}"
         except (ValueError, KeyError, TypeError):
             return reply.strip()  # cut at its bound: what was written
@@ -201,8 +200,8 @@ class FixWorkflow:
         small model writing tests often runs on repeating them); None when nothing can be kept."""
         if self.stage != "rewrite":
             return None
-        language = _language(self.targets[self.written])
-        kept = _parsing_prefix(_code_block(reply)) if language == "python" else None
+        language = language_of(self.targets[self.written])
+        kept = parsing_prefix(code_block(reply)) if language == "python" else None
         return f"```{language}\n{kept}```" if kept else None
 
     def on_cut_reply(self, agent: Agent, tokens: int) -> bool:
@@ -226,9 +225,15 @@ class FixWorkflow:
             self._enter("rewrite")
             return []
         path = self.targets[self.written]
-        content = _code_block(text)
+        content = code_block(text)
         if content and not content.endswith("\n"):
             content += "\n"
+        if self._known_to_fail(agent, path, content) and self.resampled < MAX_REWRITE_SAMPLES:
+            # greedy decoding wrote code that failed before (a 1.5B wrote the same broken merge
+            # three attempts in a row, each after a new diagnosis): drawn again, with a seed
+            self.resampled += 1
+            self._retract = len(agent.messages)
+            return []
         return [ToolCall(f"rewrite_{self.attempt}_{self.written}", "write_file", {"path": path, "content": content})]
 
     def after_turn(self, agent: Agent, calls: list[ToolCall]) -> None:
@@ -250,27 +255,39 @@ class FixWorkflow:
         if not failed:  # the tests pass; what the task asked for must be there too
             unmet = [f"the task asks for `{name}`, and no file has it" for name in missing_names(self.introduced, root)]
             tests = [p for p in self.targets if is_test(p)]
-            if asks_for_tests(self.task) and (_tests_in(_file_text(root, p) for p in tests)
-                                              <= _tests_in(self.initial.get(p) for p in tests)):
+            if asks_for_tests(self.task) and (tests_in(file_text(root, p) for p in tests)
+                                              <= tests_in(self.initial.get(p) for p in tests)):
                 unmet.append("the task asks for a new test, and no test was added")
             failed = bool(unmet)
         if not failed:
             self._enter("answer")
             return
-        if _progress(self.failure, output):
+        if progress(self.failure, output):
             self._keep_attempt(agent, output)
             return
-        self._learn(_error_lines(output) + unmet)
+        self._learn(error_lines(output) + unmet)
         self._fail_attempt(agent)
 
     # -- steps -----------------------------------------------------------------------------------
 
+    def _known_to_fail(self, agent: Agent, path: str, content: str) -> bool:
+        """Whether the attempt's files, with `content` as the last of them, are as they were when
+        the command failed: before any edit, or in an earlier attempt."""
+        if self.written < len(self.targets) - 1:
+            return False
+        root = agent.env.workspace.root
+        edit = {p: file_text(root, p) for p in self.targets[:-1]} | {path: content}
+        unchanged = {p: self.original.get(p) for p in self.targets}
+        return (bool(self.failure) and edit == unchanged) or edit in self.failed_edits
+
     def _learn(self, errors: list[str]) -> None:
         """Keep what went wrong in an attempt, when the original output did not show it already."""
-        known = set(_error_lines(self.failure)) | set(self.lessons)
+        known = set(error_lines(self.failure)) | set(self.lessons)
         self.lessons += [line for line in errors if line not in known][:MAX_LESSONS - len(self.lessons)]
 
     def _fail_attempt(self, agent: Agent) -> None:
+        root = agent.env.workspace.root
+        self.failed_edits.append({p: file_text(root, p) for p in self.targets})
         self._undo(agent)
         self._next_attempt(agent)
 
@@ -293,7 +310,7 @@ class FixWorkflow:
         are shown as the code and its output as the failure, in a conversation back at the
         attempt's start (shown its own attempt in place, a 1.5B wrote the same diagnosis again)."""
         for path in self.targets:
-            self.original[path] = _file_text(agent.env.workspace.root, path)
+            self.original[path] = file_text(agent.env.workspace.root, path)
         self.failure, self.lessons = output, []
         self.trace = self._trace(agent)
         agent.rewind(self.attempt_start)
@@ -303,7 +320,7 @@ class FixWorkflow:
         self.stage, self._asked = stage, False
 
     def _begin_attempt(self, agent: Agent) -> None:
-        self.written = 0
+        self.written = self.resampled = 0
         self.attempt_start = len(agent.messages)
         self._enter("diagnose")
 
@@ -366,102 +383,10 @@ class FixWorkflow:
         # a file too long to write whole is shown only in part (and so is not offered for rewriting)
         limit = MAX_README_LINES if path in README_NAMES else MAX_REWRITE_LINES
         output, failed = agent.act("read_file", {"path": path, "limit": limit})
-        text = None if failed else _unnumbered(output)
+        text = None if failed else unnumbered(output)
         if text is not None:
             self.original[path] = text
         return not failed
-
-
-def _unnumbered(output: str) -> str | None:
-    """A read_file result's text without its line numbers; None when it is not the whole file."""
-    if output.startswith("(") and output.endswith(" is empty)"):
-        return ""
-    lines = []
-    for line in output.split("\n"):
-        match = _NUMBERED.match(line)
-        if match is None:
-            return None  # a note: part of the file, or not a file at all
-        lines.append(match.group(1))
-    return "\n".join(lines) + "\n"
-
-
-def _file_text(root: Path, path: str) -> str | None:
-    return (root / path).read_text(errors="replace") if (root / path).is_file() else None
-
-
-def _tests_in(texts: Iterable[str | None]) -> int:
-    """Test functions in these files' texts (None: no such file)."""
-    return sum(len(_TEST_FUNCTION.findall(text or "")) for text in texts)
-
-
-def _test_counts(output: str) -> tuple[int, int] | None:
-    """(passed, failed or in error) from pytest's summary line ("2 failed, 6 passed in 0.05s", the
-    last line but the shell tool's exit code), None when there is none."""
-    summary = [line for line in output.strip().split("\n")[-2:] if _SUMMARY_LINE.search(line)]
-    counts = {word: int(n) for n, word in _SUMMARY.findall(summary[-1])} if summary else {}
-    if not counts:
-        return None
-    return counts.get("passed", 0), counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
-
-
-def _progress(before: str, after: str) -> bool:
-    """Whether the tests went forward: more passed and fewer failed than before."""
-    old, new = _test_counts(before), _test_counts(after)
-    return old is not None and new is not None and new[0] > old[0] and new[1] < old[1]
-
-
-def _parsing_prefix(code: str) -> str | None:
-    """The longest run of whole lines from the start of cut Python code that parses (nothing runs)."""
-    lines = code.split("\n")[:-1]  # the last line is the one the cut went through
-    for _ in range(MAX_SALVAGED_LINES):
-        if not any(line.strip() for line in lines):
-            return None
-        kept = "\n".join(lines).rstrip() + "\n"
-        try:
-            ast.parse(kept)
-            return kept
-        except SyntaxError:
-            lines.pop()
-    return None
-
-
-def _code_block(text: str) -> str:
-    match = _FENCED.search(text)
-    return match.group(1) if match else text.strip()
-
-
-def _language(path: str) -> str:
-    return LANGUAGES.get(Path(path).suffix, "")
-
-
-def _error_lines(output: str) -> list[str]:
-    """The error messages in a command's output, pytest's `E` lines and exceptions' last lines, each
-    with the line of code that raised it when the traceback shows one (a bare error message left a
-    1.5B writing the same bug again)."""
-    lines = []
-    code = ""
-    for line in output.split("\n"):
-        pytest_line = line.startswith("E ")
-        text = line[1:].strip() if pytest_line else line.strip()
-        if _ERROR.match(text) or (pytest_line and text.startswith("assert ")):
-            error = f"{text[:200]} (at `{code[:120]}`)" if code and code != text else text[:200]
-            if error not in lines:
-                lines.append(error)
-        elif not pytest_line and text.strip("^~"):  # the code stands above its error (and carets)
-            code = text if line.startswith("    ") and not text.startswith("File ") else ""
-    return lines
-
-
-def _trimmed(output: str) -> str:
-    """A failing command's output, the part that helps first: from the first failure or traceback,
-    at most MAX_FAILURE_LINES lines, and the summary line."""
-    lines = output.rstrip().split("\n")
-    start = next((i for i, line in enumerate(lines)
-                  if line.startswith(("_____", "Traceback", "E ", "FAILED", "ERROR"))), 0)
-    kept = lines[start:start + MAX_FAILURE_LINES]
-    if start + MAX_FAILURE_LINES < len(lines):
-        kept += ["[...]", lines[-1]]
-    return "\n".join(kept)
 
 
 def choose_workflow(name: str, task: str, root: Path, model_parameters: int | None = None) -> FixWorkflow | None:
