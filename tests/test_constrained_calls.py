@@ -129,6 +129,9 @@ def test_the_call_format_follows_the_template():
     assert call_format(None) == HERMES
     assert call_format("{{ '<tool_call>\\n' }}{{ tool_call | tojson }}") == HERMES
     assert call_format("<tool_call>\n<function={{ name }}>\n<parameter={{ k }}>") == QWEN_XML
+    templates = Path(__file__).parent / "fixtures" / "templates"  # the real ones: Qwen3 hermes, Qwen3.5 XML
+    assert call_format((templates / "qwen3.jinja").read_text()) == HERMES
+    assert call_format((templates / "qwen3.5-4b.jinja").read_text()) == QWEN_XML
 
 
 def test_a_grammar_needs_tools_and_a_known_format():

@@ -67,14 +67,16 @@ def test_the_renderer_recovers_after_a_template_it_had_to_stop():
     assert ChatTemplate("{{ messages[1].content }}").render(MESSAGES) == "Fix calc.py"
 
 
-@pytest.mark.parametrize("name", ["smollm2", "qwen2.5-coder", "qwen3.5"])
+@pytest.mark.parametrize("name", ["smollm2", "qwen2.5-coder", "qwen3", "qwen3.5-4b", "qwen3.5"])
 def test_real_templates_render_with_tools_well_inside_the_budget(name):
     template = ChatTemplate((TEMPLATES / f"{name}.jinja").read_text(), "<s>", "</s>", origin=name)
     start = time.monotonic()
     text = template.render(MESSAGES, TOOLS)
     assert time.monotonic() - start < 0.5 and "Fix calc.py" in text
-    if name == "qwen2.5-coder":
-        assert '"name": "read_file"' in text and "<tool_call>" in text
+    if name in ("qwen2.5-coder", "qwen3"):  # hermes: the tools as JSON, the call as <tool_call> JSON
+        assert '"name": "read_file"' in text and "<tool_call>" in text and "<tool_response>" in text
+    if name == "qwen3.5-4b":  # Qwen3.5's XML calls
+        assert "<function=read_file>" in text and "<parameter=path>" in text and "<tool_response>" in text
 
 
 def test_invalid_unicode_in_a_message_reaches_the_template_intact():
