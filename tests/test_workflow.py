@@ -227,6 +227,16 @@ def test_a_command_that_may_not_run_leaves_the_model_on_its_own(repo):
     assert backend.options_requested == [TurnOptions()]  # no plan, no reads forced
 
 
+def test_the_trace_runs_only_where_it_needs_no_approval(repo):
+    agent, backend, events, result = run_scripted(repo, [DIAGNOSIS, FIX, ANSWERED], "The tests fail. Fix calc.py.",
+                                                  Limits(workflow="fix"), mode="accept-edits",
+                                                  allow=("shell(python -m pytest *)",))
+    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+    commands = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "shell"]
+    assert commands == ["python -m pytest -q --tb=short"] * 2  # reproduce, validate; no probe asked for
+    assert "What the code did" not in backend.requests[0][-1]["content"]
+
+
 def test_auto_gives_the_workflow_to_small_models_only(tmp_path):
     task = "Fix calc.py."
     assert choose_workflow("auto", task, tmp_path, model_parameters=1_500_000_000) is not None

@@ -40,9 +40,8 @@ class AutoTest:
             return
         if not any(c.name in agent.env.tools and agent.env.tools[c.name].access == "edit" for c in calls):
             return
-        shell = agent.env.tools.get("shell")
         arguments = {"command": self.command}
-        if shell is None or agent.env.permissions.check(shell, arguments, agent.env.workspace).action != "allow":
+        if not agent.may_act_unasked("shell", arguments):
             self.enabled = False
             return
         state = agent.workspace_state()

@@ -231,6 +231,11 @@ class Agent:
         """A fingerprint of the workspace's files (see core/repetition.py)."""
         return self._workspace_state()
 
+    def may_act_unasked(self, name: str, arguments: dict[str, Any]) -> bool:
+        """Whether a call of the agent's own would run without asking anyone (yolo, or an allow rule)."""
+        tool = self.env.tools.get(name)
+        return tool is not None and self.env.permissions.check(tool, arguments, self.env.workspace).action == "allow"
+
     def act(self, name: str, arguments: dict[str, Any]) -> tuple[str, bool]:
         """A call the agent makes itself (a workflow step): it sits in the conversation as an
         assistant call, runs through permissions like the model's, and returns (output, is_error)."""
