@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.core.trace_probe import HEADER, MAX_CALLS, probe_command
+from agent.core.trace_probe import ALL_RUN, HEADER, MAX_CALLS, UNRUN_HEADER, coverage_command, probe_command
 
 PROBE = str(Path(__file__).resolve().parents[1] / "agent" / "core" / "trace_probe.py")
 STATS = ("def mean(values):\n    total = sum(values)\n    return total / len(values)\n\n\n"
@@ -58,6 +58,23 @@ def test_the_command_follows_the_way_the_task_runs_its_code():
     assert probe_command("python -m pytest", "1 error", ["a.py"]) is None  # no failing test to trace
     assert probe_command("npm test", failing, ["a.py"]) is None and probe_command("python x.py", "x", []) is None
     assert probe_command("python 'unclosed", "x", ["a.py"]) is None
+
+
+def test_lines_no_test_runs_are_listed_and_docstrings_and_module_code_are_not(tmp_path):
+    (tmp_path / "stats.py").write_text('"""Stats."""\nLIMIT = 3\n\n\n' + STATS.replace("    total = sum", '    """Mean."""\n    total = sum'))
+    (tmp_path / "test_stats.py").write_text(TEST)
+    done = probe(tmp_path, "--lines", "stats.py", "--", "-m", "pytest", "-p", "no:cacheprovider", "test_stats.py::test_mean")
+    assert done.stdout.splitlines() == [UNRUN_HEADER, "stats.py:16: try:", "stats.py:17: return mean(values)",
+                                        "stats.py:19: return None"]
+    done = probe(tmp_path, "--lines", "stats.py", "--", "-m", "pytest", "-p", "no:cacheprovider")
+    assert done.stdout.splitlines() == [ALL_RUN]
+
+
+def test_the_coverage_command_runs_the_whole_suite_as_the_task_runs_it():
+    assert coverage_command("python -m pytest -q tests", ["a.py"]) == (
+        f"python {PROBE} --lines a.py -- -m pytest -q -p no:cacheprovider -q tests")
+    assert coverage_command("pytest", ["a.py"]) == f"python {PROBE} --lines a.py -- -m pytest -q -p no:cacheprovider"
+    assert coverage_command("python serve.py", ["a.py"]) is None and coverage_command("pytest", []) is None
 
 
 def test_the_probe_says_how_to_call_it():

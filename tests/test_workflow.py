@@ -22,6 +22,7 @@ FIX = {"text": "```python\ndef add(a, b):\n    return a + b\n```"}
 WRONG = {"text": "```python\ndef add(a, b):\n    return a * b\n```"}  # fails another way: 6 == 5
 NO_BETTER = {"text": "```python\ndef add(a, b):\n    return a - b  # fixed\n```"}  # fails as before
 ANSWERED = {"text": "add() now adds; the test passes."}
+PYPROJECT = "[tool.pytest.ini_options]\npythonpath = ['.']\n"
 MATHUTIL = "def double(x):\n    return 2 * x\n"
 
 DIAGNOSE = TurnOptions(reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
@@ -367,3 +368,22 @@ def test_a_task_that_asks_for_a_test_gets_a_test_file_to_write_and_needs_a_new_t
     # the request for the test file says to keep its tests and add new ones; the code's does not
     assert "add new test functions" in backend.requests[3][-1]["content"]
     assert "add new test functions" not in backend.requests[2][-1]["content"]
+
+
+def test_tests_that_pass_but_leave_a_branch_unrun_are_the_base_of_one_more_attempt(tmp_path):
+    clamp = ("def clamp(value, low, high):\n    if low > high:\n        raise ValueError('low > high')\n"
+             "    return max(low, min(value, high))\n")
+    root = committed_project(tmp_path / "lib", {"mathutil.py": clamp, "pyproject.toml": PYPROJECT})
+    first = "from mathutil import clamp\n\n\ndef test_inside():\n    assert clamp(5, 0, 9) == 5\n"
+    second = first + "\n\ndef test_bounds():\n    import pytest\n    with pytest.raises(ValueError):\n        clamp(1, 2, 0)\n"
+    choose = {"text": '["tests/test_mathutil.py"]'}
+    result, backend, events, agent = run(root, [choose, DIAGNOSIS, {"text": f"```python\n{first}```"}, DIAGNOSIS,
+                                                {"text": f"```python\n{second}```"}, ANSWERED],
+                                         task="Write tests for `clamp` in tests/test_mathutil.py.")
+    assert result.status == "done" and "test_bounds" in (root / "tests" / "test_mathutil.py").read_text()
+    # the second attempt starts from the first one's tests and is told which line they never ran
+    request = backend.requests[3][-1]["content"]
+    assert "no test runs mathutil.py:3: raise ValueError('low > high')" in request and "def test_inside" in request
+    probes = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and "--lines" in str(e.arguments)]
+    assert len(probes) == 2 and agent.workflow.coverage_rounds == 1  # the second probe found every line run
+

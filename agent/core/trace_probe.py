@@ -6,10 +6,13 @@ uses the standard library only:
 
     python trace_probe.py WATCHED.py ... -- -m pytest -q tests/test_x.py::test_y
     python trace_probe.py WATCHED.py ... -- script.py ARG ...
+
+With `--lines` it prints instead the statements inside the watched files' functions that never ran.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import os
@@ -22,6 +25,8 @@ import types
 from pathlib import Path
 
 HEADER = "what the code did:"
+UNRUN_HEADER = "never run:"
+ALL_RUN = "every line ran"
 CO_OPTIMIZED = 0x1
 MAX_CALLS = 6
 MAX_LOCALS = 8
@@ -80,21 +85,70 @@ def trace(watched: list[str], command: list[str]) -> list[Call]:
         calls.append(Call(frame, path))
         return calls[-1].on_event
 
+    _run(command, on_call)
+    return calls
+
+
+def unrun_lines(watched: list[str], command: list[str]) -> list[str]:
+    """The statements inside the watched files' functions that the command never ran, as
+    `path:line: code` (a test-writing task's tests that leave a branch alone pin nothing there)."""
+    names = {os.path.realpath(path): path for path in watched}
+    ran: set[tuple[str, int]] = set()
+
+    def on_call(frame: types.FrameType, event: str, arg: object):
+        path = names.get(os.path.realpath(frame.f_code.co_filename))
+        if path is None:
+            return None
+
+        def on_line(frame: types.FrameType, event: str, arg: object):
+            if event == "line":
+                ran.add((path, frame.f_lineno))
+            return on_line
+        return on_line
+
+    _run(command, on_call)
+    unrun = []
+    for path in watched:
+        source = Path(path).read_text(errors="replace")
+        lines = source.split("\n")
+        for line in _function_statements(source):
+            if (path, line) not in ran:
+                unrun.append(f"{path}:{line}: {lines[line - 1].strip()[:120]}")
+    return unrun
+
+
+def _function_statements(source: str) -> list[int]:
+    """The first line of each statement inside a function, docstrings left out."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found = set()
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = function.body[1:] if ast.get_docstring(function) is not None else function.body
+            for statement in body:
+                found |= {n.lineno for n in ast.walk(statement) if isinstance(n, ast.stmt)
+                          and not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return sorted(found)
+
+
+def _run(command: list[str], tracer) -> None:
+    """Run `-m MODULE ARGS` or `SCRIPT ARGS` here, with its output swallowed, under `tracer`."""
     sys.argv = command[1:] if command[0] == "-m" else command
     sys.path.insert(0, os.getcwd() if command[0] == "-m" else os.path.dirname(os.path.abspath(command[0])))
     sys.dont_write_bytecode = True  # the probe leaves the workspace as it found it
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        sys.settrace(on_call)
+        sys.settrace(tracer)
         try:
             if command[0] == "-m":
                 runpy.run_module(command[1], run_name="__main__", alter_sys=True)
             else:
                 runpy.run_path(command[0], run_name="__main__")
-        except BaseException:  # the failure is the point; what matters is what was recorded
+        except BaseException:  # a failure is often the point; what matters is what was recorded
             pass
         finally:
             sys.settrace(None)
-    return calls
 
 
 def probe_command(command: str, output: str, watched: list[str]) -> str | None:
@@ -121,11 +175,31 @@ def probe_command(command: str, output: str, watched: list[str]) -> str | None:
     return shlex.join([python, str(Path(__file__).resolve()), *watched, "--", *target])
 
 
+def coverage_command(command: str, watched: list[str]) -> str | None:
+    """The command that finds what `command` (pytest) leaves unrun in the watched files."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if words[:1] == ["pytest"]:
+        words = ["python", "-m", *words]
+    if not watched or len(words) < 3 or not re.fullmatch(r"python(3(\.\d+)?)?", words[0]) or words[1:3] != ["-m", "pytest"]:
+        return None
+    return shlex.join([words[0], str(Path(__file__).resolve()), "--lines", *watched, "--", "-m", "pytest", "-q",
+                       "-p", "no:cacheprovider", *words[3:]])
+
+
 def main(argv: list[str]) -> int:
+    lines = argv[:1] == ["--lines"]
+    argv = argv[1:] if lines else argv
     if "--" not in argv or argv.index("--") == len(argv) - 1:
-        print("usage: trace_probe.py WATCHED.py ... -- (-m MODULE | SCRIPT) [ARG ...]", file=sys.stderr)
+        print("usage: trace_probe.py [--lines] WATCHED.py ... -- (-m MODULE | SCRIPT) [ARG ...]", file=sys.stderr)
         return 2
     split = argv.index("--")
+    if lines:
+        unrun = unrun_lines(argv[:split], argv[split + 1:])
+        print("\n".join([UNRUN_HEADER, *unrun] if unrun else [ALL_RUN]))
+        return 0
     calls = trace(argv[:split], argv[split + 1:])
     if calls:
         print(HEADER)

@@ -36,7 +36,7 @@ from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, 
                                test_command)
 from agent.core.permissions import DENIED
 from agent.core.trace_probe import HEADER as PROBE_HEADER
-from agent.core.trace_probe import probe_command
+from agent.core.trace_probe import UNRUN_HEADER, coverage_command, probe_command
 from agent.core.values import value_hints
 from agent.core.workflow_text import (code_block, error_lines, file_text, language_of, parsing_prefix, progress,
                                       tests_in, trimmed, unnumbered, without_line_number)
@@ -56,6 +56,7 @@ DIAGNOSIS_TOKENS = 160
 MAX_LESSONS = 3  # errors of earlier attempts shown with a diagnosis request
 ANSWER_TOKENS = 400
 ATTEMPT_SAMPLING = (0.8, 0.95)  # temperature, top-p of the diagnoses after the first (greedy) one
+MAX_COVERAGE_ROUNDS = 2  # attempts after tests that pass but leave code unrun, when the task asks for tests
 MAX_REWRITE_SAMPLES = 2  # an attempt's rewrites that come out as code known to fail are drawn again this often
 # the lengths bounded so that the answer is reached: a 1.5B's working repeated itself to the token limit
 WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["relevant_code", "working", "answer"],
@@ -87,6 +88,7 @@ class FixWorkflow:
     trace: str = ""  # what the code to change did in the failing run (trace_probe.py)
     failed_edits: list[dict[str, str | None]] = field(default_factory=list)  # the targets' texts in failed attempts
     resampled: int = 0  # rewrites of this attempt drawn again
+    coverage_rounds: int = 0  # attempts that followed tests leaving code unrun
     _retract: int | None = None  # the conversation's length before a reply that is drawn again
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     _asked: bool = False  # this stage's request is in the conversation
@@ -259,6 +261,11 @@ class FixWorkflow:
                                               <= tests_in(self.initial.get(p) for p in tests)):
                 unmet.append("the task asks for a new test, and no test was added")
             failed = bool(unmet)
+        if not failed and asks_for_tests(self.task) and self.coverage_rounds < MAX_COVERAGE_ROUNDS:
+            unrun = self._unrun(agent)
+            if unrun:
+                self._ask_for_more_tests(agent, unrun)
+                return
         if not failed:
             self._enter("answer")
             return
@@ -377,6 +384,29 @@ class FixWorkflow:
         output, failed = agent.act("shell", {"command": command})
         found = output.split(PROBE_HEADER, 1)
         return "" if failed or len(found) < 2 else found[1].strip().removesuffix("[exit code 0]").strip()
+
+    def _unrun(self, agent: Agent) -> list[str]:
+        """The statements in the functions of the code under test that the passing tests never
+        ran (a 1.5B's tests for clamp() left its `raise ValueError` untested)."""
+        root = agent.env.workspace.root
+        watched = [p for p in self.candidates if p.endswith(".py") and not is_test(p) and (root / p).is_file()]
+        command = coverage_command(self.command or "", watched)
+        if command is None or not agent.may_act_unasked("shell", {"command": command}):
+            return []
+        output, failed = agent.act("shell", {"command": command})
+        found = output.split(UNRUN_HEADER, 1)
+        return [] if failed or len(found) < 2 else [line for line in found[1].strip().split("\n")
+                                                     if line.strip() and not line.startswith("[exit code")]
+
+    def _ask_for_more_tests(self, agent: Agent, unrun: list[str]) -> None:
+        """Tests that pass become the base of the next attempt, which is told what they leave unrun."""
+        self.coverage_rounds += 1
+        for path in self.targets:
+            self.original[path] = file_text(agent.env.workspace.root, path)
+        self.failure = ""
+        self.lessons = [f"no test runs {line}" for line in unrun[:MAX_LESSONS]]
+        agent.rewind(self.attempt_start)
+        self._next_attempt(agent)
 
     def _read(self, agent: Agent, path: str) -> bool:
         """Read `path` through the tools (its permissions hold) and keep its text; whether it could be read."""
