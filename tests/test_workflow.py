@@ -121,21 +121,30 @@ def test_after_max_attempts_the_free_loop_takes_over_with_the_files_as_they_were
     assert result.status == "done"
 
 
-def test_a_rewrite_known_to_fail_is_drawn_again_with_a_seed_then_not_run_again(repo, tmp_path):
+def test_a_rewrite_that_copies_the_file_is_told_so_and_drawn_again(repo):
     same = {"text": f"```python\n{CALC}```"}
-    result, backend, events, agent = run(repo, [DIAGNOSIS, same, FIX, ANSWERED])
+    result, backend, events, _ = run(repo, [DIAGNOSIS, same, FIX, ANSWERED])
     assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
-    # the file as it was is known to fail: the rewrite is drawn again, sampled, from the same request
+    # the file as it was is known to fail: the copy is not written; the model is told, and draws again
     assert backend.options_requested[1:3] == [REWRITE, TurnOptions(sampling=TurnSampling(*ATTEMPT_SAMPLING, seed=1),
                                                                    reply=REWRITE.reply)]
-    assert backend.requests[2] == backend.requests[1]
+    assert backend.requests[2][:-2] == backend.requests[1] and backend.requests[2][-2]["content"] == same["text"]
+    assert backend.requests[2][-1]["content"].startswith("That is `calc.py` exactly as it was")
     assert [name for _, name in calls(events)] == ["shell", "read_file", "read_file", "shell", "write_file", "shell"]
-    # an attempt's failed code is known too; once the draws run out, it is not run again
-    turns = [DIAGNOSIS, WRONG, DIAGNOSIS] + [same, WRONG] * MAX_REWRITE_SAMPLES + [same, FIX, ANSWERED]
+
+
+def test_a_rewrite_known_to_fail_is_drawn_again_with_a_seed_then_not_run_again(repo, tmp_path):
+    result, backend, _, _ = run(repo, [DIAGNOSIS, WRONG, DIAGNOSIS, WRONG, FIX, ANSWERED])
+    assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
+    # the second attempt wrote the first one's code again: out of the conversation, drawn again
+    assert backend.requests[4] == backend.requests[3]
+    assert backend.options_requested[4].sampling == TurnSampling(*ATTEMPT_SAMPLING, seed=101)
+    # once the draws run out, code known to fail is written but not run again
+    turns = [DIAGNOSIS, WRONG, DIAGNOSIS] + [WRONG] * (MAX_REWRITE_SAMPLES + 1) + [DIAGNOSIS, FIX, ANSWERED]
     again = calc_project(tmp_path / "again")
     result, backend, events, _ = run(again, turns)
     assert result.status == "done" and "a + b" in (again / "calc.py").read_text()
-    assert [name for _, name in calls(events)].count("shell") == 4  # reproduce, trace, WRONG, FIX
+    assert [name for _, name in calls(events)].count("shell") == 4  # reproduce, trace, WRONG once, FIX
 
 
 def test_the_model_chooses_among_several_files(repo):

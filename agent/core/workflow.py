@@ -90,6 +90,7 @@ class FixWorkflow:
     resampled: int = 0  # rewrites of this attempt drawn again
     coverage_rounds: int = 0  # attempts that followed tests leaving code unrun
     _retract: int | None = None  # the conversation's length before a reply that is drawn again
+    _copied: str | None = None  # a file the last rewrite copied unchanged, to be said so
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     _asked: bool = False  # this stage's request is in the conversation
 
@@ -136,6 +137,10 @@ class FixWorkflow:
         if self._retract is not None:  # the reply drawn again leaves the conversation; the request stays
             agent.rewind(self._retract)
             self._retract = None
+        if self._copied is not None:  # a copy stays, and the model is told it is one
+            agent.add({"role": "user", "content": render_prompt("workflow/rewrite_unchanged.md", path=self._copied,
+                                                                language=language_of(self._copied), command=self.command)})
+            self._copied = None
         if self._asked or self.stage == "free":
             return
         self._asked = True
@@ -232,9 +237,14 @@ class FixWorkflow:
             content += "\n"
         if self._known_to_fail(agent, path, content) and self.resampled < MAX_REWRITE_SAMPLES:
             # greedy decoding wrote code that failed before (a 1.5B wrote the same broken merge
-            # three attempts in a row, each after a new diagnosis): drawn again, with a seed
+            # three attempts in a row, each after a new diagnosis): drawn again, with a seed. A
+            # copy of the file as it is comes back the same when only drawn again (measured:
+            # settings.py three times), so the model is told that it copied.
             self.resampled += 1
-            self._retract = len(agent.messages)
+            if content == self.original.get(path):
+                self._copied = path
+            else:
+                self._retract = len(agent.messages)
             return []
         return [ToolCall(f"rewrite_{self.attempt}_{self.written}", "write_file", {"path": path, "content": content})]
 
