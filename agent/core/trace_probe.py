@@ -77,7 +77,7 @@ def trace(watched: list[str], command: list[str]) -> list[Call]:
     calls: list[Call] = []
 
     def on_call(frame: types.FrameType, event: str, arg: object):
-        path = names.get(os.path.realpath(frame.f_code.co_filename))
+        path = _watched_path(names, frame.f_code.co_filename)
         # functions only: not a module's or a class's body, nor a comprehension's
         function = frame.f_code.co_flags & CO_OPTIMIZED and not frame.f_code.co_name.startswith("<")
         if path is None or not function or len(calls) >= MAX_CALLS:
@@ -96,7 +96,7 @@ def unrun_lines(watched: list[str], command: list[str]) -> list[str]:
     ran: set[tuple[str, int]] = set()
 
     def on_call(frame: types.FrameType, event: str, arg: object):
-        path = names.get(os.path.realpath(frame.f_code.co_filename))
+        path = _watched_path(names, frame.f_code.co_filename)
         if path is None:
             return None
 
@@ -115,6 +115,18 @@ def unrun_lines(watched: list[str], command: list[str]) -> list[str]:
             if (path, line) not in ran:
                 unrun.append(f"{path}:{line}: {lines[line - 1].strip()[:120]}")
     return unrun
+
+
+_RESOLVED: dict[str, str] = {}
+
+
+def _watched_path(names: dict[str, str], filename: str) -> str | None:
+    """The watched path a code object's file is, if any; resolved once per file name (realpath on
+    every call pytest makes was most of the probe's time)."""
+    resolved = _RESOLVED.get(filename)
+    if resolved is None:
+        resolved = _RESOLVED[filename] = os.path.realpath(filename)
+    return names.get(resolved)
 
 
 def _function_statements(source: str) -> list[int]:
