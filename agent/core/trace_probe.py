@@ -163,17 +163,25 @@ def _run(command: list[str], tracer) -> None:
             sys.settrace(None)
 
 
-def probe_command(command: str, output: str, watched: list[str]) -> str | None:
-    """The command that traces `command` (pytest: its first failing test in `output`; a Python
-    script or module) with the watched files; None for anything else."""
+def _python_command(command: str) -> list[str] | None:
+    """`command` as words when it runs Python (`python ...`, `python3 ...`; a bare `pytest` as
+    `python -m pytest`), None otherwise."""
     try:
         words = shlex.split(command)
     except ValueError:
         return None
-    python = words[0] if words and re.fullmatch(r"python(3(\.\d+)?)?", words[0]) else None
-    if words and words[0] == "pytest":
-        words, python = ["python", "-m", *words], "python"
-    if python is None or len(words) < 2 or not watched:
+    if words[:1] == ["pytest"]:
+        words = ["python", "-m", *words]
+    if len(words) < 2 or not re.fullmatch(r"python(3(\.\d+)?)?", words[0]):
+        return None
+    return words
+
+
+def probe_command(command: str, output: str, watched: list[str]) -> str | None:
+    """The command that traces `command` (pytest: its first failing test in `output`; a Python
+    script or module) with the watched files; None for anything else."""
+    words = _python_command(command)
+    if words is None or not watched:
         return None
     if words[1:3] == ["-m", "pytest"]:
         failed = re.search(r"^FAILED (\S+::\S+)", output, re.MULTILINE)
@@ -184,18 +192,13 @@ def probe_command(command: str, output: str, watched: list[str]) -> str | None:
         target = words[1:]
     else:
         return None
-    return shlex.join([python, str(Path(__file__).resolve()), *watched, "--", *target])
+    return shlex.join([words[0], str(Path(__file__).resolve()), *watched, "--", *target])
 
 
 def coverage_command(command: str, watched: list[str]) -> str | None:
     """The command that finds what `command` (pytest) leaves unrun in the watched files."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return None
-    if words[:1] == ["pytest"]:
-        words = ["python", "-m", *words]
-    if not watched or len(words) < 3 or not re.fullmatch(r"python(3(\.\d+)?)?", words[0]) or words[1:3] != ["-m", "pytest"]:
+    words = _python_command(command)
+    if words is None or not watched or words[1:3] != ["-m", "pytest"]:
         return None
     return shlex.join([words[0], str(Path(__file__).resolve()), "--lines", *watched, "--", "-m", "pytest", "-q",
                        "-p", "no:cacheprovider", *words[3:]])

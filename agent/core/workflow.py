@@ -64,6 +64,8 @@ WORKED_ANSWER = {"type": "object", "additionalProperties": False, "required": ["
                                                   "minItems": 1, "maxItems": 8},
                                 "working": {"type": "string", "maxLength": 600},
                                 "answer": {"type": "string", "maxLength": 400}}}
+
+
 @dataclass
 class FixWorkflow:
     """Stages: reproduce and locate happen in start(); then `choose` (which files to change),
@@ -273,8 +275,9 @@ class FixWorkflow:
             failed = bool(unmet)
         if not failed and asks_for_tests(self.task) and self.coverage_rounds < MAX_COVERAGE_ROUNDS:
             unrun = self._unrun(agent)
-            if unrun:
-                self._ask_for_more_tests(agent, unrun)
+            if unrun:  # the passing tests are the base of another attempt, told what they leave unrun
+                self.coverage_rounds += 1
+                self._keep_attempt(agent, "", [f"no test runs {line}" for line in unrun[:MAX_LESSONS]])
                 return
         if not failed:
             self._enter("answer")
@@ -322,13 +325,14 @@ class FixWorkflow:
             targets += [p for p in self.candidates if is_test(p)][:1]
         self.targets = targets
 
-    def _keep_attempt(self, agent: Agent, output: str) -> None:
-        """An attempt that passes more tests and fails fewer is the base of the next ones: its files
-        are shown as the code and its output as the failure, in a conversation back at the
-        attempt's start (shown its own attempt in place, a 1.5B wrote the same diagnosis again)."""
+    def _keep_attempt(self, agent: Agent, output: str, lessons: list[str] | None = None) -> None:
+        """An attempt that went forward (more tests pass and fewer fail, or tests the task asked for
+        pass) is the base of the next ones: its files are shown as the code, its output as the
+        failure and `lessons` as what is left, in a conversation back at the attempt's start (shown
+        its own attempt in place, a 1.5B wrote the same diagnosis again)."""
         for path in self.targets:
             self.original[path] = file_text(agent.env.workspace.root, path)
-        self.failure, self.lessons = output, []
+        self.failure, self.lessons = output, lessons or []
         self.trace = self._trace(agent)
         agent.rewind(self.attempt_start)
         self._next_attempt(agent)
@@ -387,36 +391,28 @@ class FixWorkflow:
         """What the functions of the Python files to change did in the failing run: their arguments,
         the values their locals ended with, what they returned (a 1.5B that read `start = page *
         per_page` as right saw the bug once shown `page=1 ... start = 10`); "" when there is none."""
-        watched = [p for p in self.candidates if p.endswith(".py") and not is_test(p) and self.original.get(p)]
-        command = probe_command(self.command or "", self.failure, watched) if self.failure else None
-        if command is None or not agent.may_act_unasked("shell", {"command": command}):
-            return ""  # an extra; nobody is asked to approve it
-        output, failed = agent.act("shell", {"command": command})
-        found = output.split(PROBE_HEADER, 1)
-        return "" if failed or len(found) < 2 else found[1].strip().removesuffix("[exit code 0]").strip()
+        command = probe_command(self.command or "", self.failure, self._python_code(agent)) if self.failure else None
+        return self._probe(agent, command, PROBE_HEADER)
 
     def _unrun(self, agent: Agent) -> list[str]:
         """The statements in the functions of the code under test that the passing tests never
         ran (a 1.5B's tests for clamp() left its `raise ValueError` untested)."""
-        root = agent.env.workspace.root
-        watched = [p for p in self.candidates if p.endswith(".py") and not is_test(p) and (root / p).is_file()]
-        command = coverage_command(self.command or "", watched)
-        if command is None or not agent.may_act_unasked("shell", {"command": command}):
-            return []
-        output, failed = agent.act("shell", {"command": command})
-        found = output.split(UNRUN_HEADER, 1)
-        return [] if failed or len(found) < 2 else [line for line in found[1].strip().split("\n")
-                                                     if line.strip() and not line.startswith("[exit code")]
+        found = self._probe(agent, coverage_command(self.command or "", self._python_code(agent)), UNRUN_HEADER)
+        return [line for line in found.split("\n") if line.strip()]
 
-    def _ask_for_more_tests(self, agent: Agent, unrun: list[str]) -> None:
-        """Tests that pass become the base of the next attempt, which is told what they leave unrun."""
-        self.coverage_rounds += 1
-        for path in self.targets:
-            self.original[path] = file_text(agent.env.workspace.root, path)
-        self.failure = ""
-        self.lessons = [f"no test runs {line}" for line in unrun[:MAX_LESSONS]]
-        agent.rewind(self.attempt_start)
-        self._next_attempt(agent)
+    def _python_code(self, agent: Agent) -> list[str]:
+        """The Python files among the candidates that exist and are not tests: what the probes watch."""
+        root = agent.env.workspace.root
+        return [p for p in self.candidates if p.endswith(".py") and not is_test(p) and (root / p).is_file()]
+
+    def _probe(self, agent: Agent, command: str | None, header: str) -> str:
+        """Run a trace_probe.py command where it needs nobody's approval (it is an extra); what it
+        printed after `header`, "" when it did not run, failed or found nothing."""
+        if command is None or not agent.may_act_unasked("shell", {"command": command}):
+            return ""
+        output, failed = agent.act("shell", {"command": command})
+        found = output.split(header, 1)
+        return "" if failed or len(found) < 2 else found[1].strip().removesuffix("[exit code 0]").strip()
 
     def _read(self, agent: Agent, path: str) -> bool:
         """Read `path` through the tools (its permissions hold) and keep its text; whether it could be read."""
