@@ -22,6 +22,7 @@ from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
 from .kv_cache import KVCache
+from .linear import resolve_prefill_dtype, set_prefill_dtype
 from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
 from .tokenizer import Tokenizer
@@ -155,18 +156,21 @@ class Engine:
         self.spec, self.spec_n_max = spec, spec_n_max
         self.step_costs = StepCosts()  # measured verify and draft costs, which auto's draft lengths weigh
         self.warnings = warnings or []  # things the user should know that did not stop the load
+        self.prefill_dtype = torch.float32  # packed weights' many-row GEMMs (set by load)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
              chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
-             mtp: str | Path | None = None, draft_model: str | Path | None = None) -> "Engine":
+             mtp: str | Path | None = None, draft_model: str | Path | None = None,
+             prefill_dtype: str = "auto") -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
         dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
         spec: "auto" (the model's MTP head when it has one, plus prompt lookup, with adaptive draft
         lengths), "mtp", "ngram" or "off"; mtp: an MTP sidecar file (else one embedded in the model
         or an mtp-*.gguf next to it); draft_model: a smaller model of the same vocabulary that drafts
-        (llama.cpp's -md), used by "auto" and "draft"."""
+        (llama.cpp's -md), used by "auto" and "draft"; prefill_dtype: the GEMM dtype of packed
+        weights' many-row (prefill) path, "auto" = bfloat16 where the CPU has it natively."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
         if spec not in SPEC_MODES:
@@ -183,6 +187,10 @@ class Engine:
                               "--device cpu and float32")
         if n_ctx is not None and n_ctx < 2:
             raise EngineError(f"context size must be at least 2 tokens, got {n_ctx}")
+        try:
+            prefill_dtype_ = resolve_prefill_dtype(prefill_dtype)
+        except ValueError as e:
+            raise EngineError(str(e)) from None
         if dev.type == "cpu" and kernels.cpu is not None:
             kernels.cpu.set_num_threads(torch.get_num_threads())
         gguf = GGUFFile(path)
@@ -191,10 +199,15 @@ class Engine:
             model = load_model(gguf, dev, dtype_, packed)
             head, warnings = cls._mtp_head(gguf, model, spec, mtp, dev, dtype_, packed)
             drafting = cls._draft_model(draft_model, tokenizer, spec, dev, dtype_, packed) if spec in ("auto", "draft") else None
+            for module in (model, head, drafting):
+                if module is not None:
+                    set_prefill_dtype(module, prefill_dtype_)
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
+        engine = cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
+        engine.prefill_dtype = prefill_dtype_ if packed else dtype_
+        return engine
 
     @staticmethod
     def _draft_model(path: str | Path | None, tokenizer: Tokenizer, spec: str, device: torch.device, dtype: torch.dtype,

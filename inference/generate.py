@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from .grammar import GrammarConstraint
     from .speculative import SpecStats
 
-PREFILL_CHUNK = 512
+# Prompt tokens per forward pass. Each pass dequantizes every packed matrix once, so longer chunks
+# amortize it: 512 -> 2048 took a 2,000-token prefill of the 1.5B from 50 to 67 tok/s (bf16 GEMMs).
+PREFILL_CHUNK = 2048
 
 
 @dataclass
@@ -77,8 +79,10 @@ def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str
         observer.truncate(keep)
     cache.check_room(len(tokens) - keep)
     outputs = []
-    for start in range(keep, len(tokens), PREFILL_CHUNK):
-        chunk = tokens[start : start + PREFILL_CHUNK]
+    for start, end in _prefill_pieces(keep, len(tokens), logits_for == "last"):
+        if start == len(tokens) - 1 > keep:
+            cache.mark_before_prompt_end()
+        chunk = tokens[start:end]
         ids = torch.tensor(chunk, dtype=torch.long, device=model.device)
         logits, hidden = model(ids, start, cache, logits_for)
         cache.tokens.extend(chunk)
@@ -89,6 +93,18 @@ def prefill(model: nn.Module, cache: KVCache, tokens: list[int], logits_for: str
             on_progress(start + len(chunk), len(tokens))
     cache.mark_prompt_end()
     return torch.cat(outputs) if logits_for == "all" else outputs[-1][-1]
+
+
+def _prefill_pieces(start: int, end: int, last_alone: bool) -> list[tuple[int, int]]:
+    """Chunks of at most PREFILL_CHUNK tokens. With last_alone the prompt's last token, whose logits
+    pick the first generated token, runs by itself: through the same single-row kernels as a decode
+    step, so those logits do not depend on how much of the prompt was cached (many-row GEMMs may
+    round differently: bfloat16 on CPUs that have it)."""
+    pieces = [(s, min(s + PREFILL_CHUNK, end)) for s in range(start, end, PREFILL_CHUNK)]
+    if last_alone and pieces and pieces[-1][1] - pieces[-1][0] > 1:
+        s, e = pieces.pop()
+        pieces += [(s, e - 1), (e - 1, e)]
+    return pieces
 
 
 @torch.inference_mode()

@@ -38,6 +38,7 @@ class HybridCache(KVCache):
         self.snap_conv = torch.zeros(max_rollback, *self.conv.shape, **f32)
         self.snap_lengths: list[int] = []  # cache length each snapshot slot corresponds to
         self.checkpoints: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.before_end: tuple[int, torch.Tensor, torch.Tensor] | None = None  # mark_before_prompt_end's state
 
     @property
     def nbytes(self) -> int:
@@ -85,13 +86,19 @@ class HybridCache(KVCache):
         self.snap_lengths = [p if p <= n_tokens else -1 for p in self.snap_lengths]
         self.checkpoints = {p: s for p, s in self.checkpoints.items() if p <= n_tokens}
 
+    def mark_before_prompt_end(self) -> None:
+        self.before_end = (self.length, self.ssm.clone(), self.conv.clone())
+
     def mark_prompt_end(self) -> None:
         """Keep the state at the prompt's end, and one token before it: the same prompt again
         (a retry, a benchmark run) then recomputes only its last token, whose logits it needs."""
         end = self.length
         self.checkpoints[end] = (self.ssm.clone(), self.conv.clone())
-        if end - 1 in self.snap_lengths and end > 1:
+        if self.before_end is not None and self.before_end[0] == end - 1:
+            self.checkpoints[end - 1] = self.before_end[1:]
+        elif end - 1 in self.snap_lengths and end > 1:
             slot = self.snap_lengths.index(end - 1)
             self.checkpoints[end - 1] = (self.snap_ssm[slot].clone(), self.snap_conv[slot].clone())
+        self.before_end = None
         for old in sorted(self.checkpoints)[: -2 * PROMPT_CHECKPOINTS]:
             del self.checkpoints[old]

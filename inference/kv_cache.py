@@ -65,5 +65,8 @@ class KVCache:
         n = self.common_prefix(tokens)
         return n if limit is None else min(n, limit)
 
+    def mark_before_prompt_end(self) -> None:
+        """The cache holds a prompt but its last token (prefill runs that one alone)."""
+
     def mark_prompt_end(self) -> None:
         """A prompt has just been prefilled. Caches that cannot truncate freely keep a checkpoint."""

@@ -46,3 +46,11 @@ def test_the_no_constrain_flag_reaches_the_run_settings():
     parser = build_parser()
     assert _run_settings(parser.parse_args(["run", "--no-constrain", "--prompt", "x"])).constrain is False
     assert _run_settings(parser.parse_args(["run", "--prompt", "x"])).constrain is None
+
+
+def test_the_prefill_dtype_flag_reaches_the_engine_settings():
+    from agent.frontends.cli import _run_settings, build_parser
+
+    parser = build_parser()
+    for argv, expected in ((["run", "--prompt", "x"], "auto"), (["run", "--prefill-dtype", "float32", "--prompt", "x"], "float32")):
+        assert EngineSettings.from_config(_run_settings(parser.parse_args(argv)), Config()).prefill_dtype == expected

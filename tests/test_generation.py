@@ -159,6 +159,19 @@ class StopPrefill(Exception):
     pass
 
 
+def test_the_first_token_does_not_depend_on_how_much_of_the_prompt_was_cached(monkeypatch):
+    """Many-row GEMMs round differently from the single-row kernels (bf16 where the CPU has it); the
+    logits that pick the first token always come from the single-row path, so a prompt answered
+    from an empty cache and from a half-filled one starts the same."""
+    from inference import generate
+
+    pieces = generate._prefill_pieces(0, 5000, last_alone=True)
+    assert pieces == [(0, 2048), (2048, 4096), (4096, 4999), (4999, 5000)]
+    assert generate._prefill_pieces(300, 301, last_alone=True) == [(300, 301)]
+    assert generate._prefill_pieces(0, 4096, last_alone=False) == [(0, 2048), (2048, 4096)]
+    assert generate._prefill_pieces(0, 4097, last_alone=True) == [(0, 2048), (2048, 4096), (4096, 4097)]
+
+
 def test_prefill_progress_is_reported_per_chunk_and_can_stop_it(tiny_engine, monkeypatch):
     PREFILL_CHUNK = 32  # the tiny model's context is small
     monkeypatch.setattr("inference.generate.PREFILL_CHUNK", PREFILL_CHUNK)
@@ -166,7 +179,9 @@ def test_prefill_progress_is_reported_per_chunk_and_can_stop_it(tiny_engine, mon
     tiny_engine.reset()
     seen: list[tuple[int, int]] = []
     expected = tiny_engine.generate(prompt, max_new_tokens=8, on_prefill=lambda done, total: seen.append((done, total))).token_ids
-    assert seen == [(PREFILL_CHUNK, len(prompt)), (2 * PREFILL_CHUNK, len(prompt)), (len(prompt), len(prompt))]
+    # the last token runs alone, through the single-row path a decode step takes
+    assert seen == [(PREFILL_CHUNK, len(prompt)), (2 * PREFILL_CHUNK, len(prompt)), (len(prompt) - 1, len(prompt)),
+                    (len(prompt), len(prompt))]
 
     def stop_after_first(done: int, total: int) -> None:
         if done > PREFILL_CHUNK:

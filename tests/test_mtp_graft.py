@@ -116,7 +116,7 @@ def test_a_packed_head_catches_up_on_many_rows_with_the_kernels(tmp_path, monkey
     linears = [m for m in [*packed.block.modules(), packed.eh_proj] if isinstance(m, PackedLinear)]
     assert len(linears) >= 4 and all(m.max_rows == mtp.HEAD_PACKED_MAX_ROWS > PACKED_MAX_ROWS for m in linears)
     dequantized, dequantize = [], PackedLinear.dequantized
-    monkeypatch.setattr(PackedLinear, "dequantized", lambda self: dequantized.append(self) or dequantize(self))
+    monkeypatch.setattr(PackedLinear, "dequantized", lambda self, *a, **k: dequantized.append(self) or dequantize(self, *a, **k))
     rows = 20
     tokens = torch.from_numpy(np.random.default_rng(0).integers(0, base.cfg.vocab_size, rows))
     hidden = torch.randn(rows, base.cfg.d_model, generator=torch.Generator().manual_seed(0))

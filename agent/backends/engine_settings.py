@@ -25,6 +25,7 @@ class EngineSettings:
     ctx: int | None = None  # None: the model's own context length (capped by the engine)
     weights: str = "auto"
     dtype: str = "auto"
+    prefill_dtype: str = "auto"
     chat_template: Path | None = None
     temperature: float = 0.0
     spec: str = "auto"
@@ -40,6 +41,7 @@ class EngineSettings:
         temperature = flags.temperature if flags.temperature is not None else backend.get("temperature", 0.0)
         return cls(model=flags.model or backend.get("model"), device=flags.device,
                    ctx=flags.ctx or backend.get("context_window"), weights=flags.weights, dtype=flags.dtype,
+                   prefill_dtype=flags.prefill_dtype,
                    chat_template=flags.chat_template, temperature=float(temperature),
                    spec=flags.spec or backend.get("spec", "auto"), spec_n_max=flags.spec_n_max, mtp=flags.mtp,
                    draft_model=flags.draft_model or backend.get("draft_model"),
@@ -58,7 +60,8 @@ class EngineSettings:
         draft = resolve_model(self.draft_model, show_progress=True) if self.draft_model else None
         start = time.perf_counter()
         engine = Engine.load(path, device=self.device, n_ctx=self.ctx, weights=self.weights, chat_template=template,
-                             dtype=self.dtype, spec=self.spec, spec_n_max=self.spec_n_max, mtp=self.mtp, draft_model=draft)
+                             dtype=self.dtype, spec=self.spec, spec_n_max=self.spec_n_max, mtp=self.mtp, draft_model=draft,
+                             prefill_dtype=self.prefill_dtype)
         seconds = time.perf_counter() - start
         for warning in engine.warnings:  # e.g. MTP drafting turned off: one line each
             print(f"agent: warning: {warning}", file=sys.stderr)

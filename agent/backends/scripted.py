@@ -43,7 +43,7 @@ def load_script(path: Path) -> list[dict[str, Any]]:
     return turns
 
 
-PREFILL_CHUNK = 512  # as the engine computes a prompt
+PREFILL_CHUNK = 2048  # as the engine computes a prompt (inference.generate)
 
 
 class ScriptedBackend:

@@ -46,6 +46,7 @@ class RunSettings:
     ctx: int | None = None
     weights: str = "auto"
     dtype: str = "auto"
+    prefill_dtype: str = "auto"  # the many-row GEMMs of packed weights: auto, float32 or bfloat16
     chat_template: Path | None = None
     temperature: float | None = None
     look_first: bool | None = None  # the first turn must call a tool; None: config, else off

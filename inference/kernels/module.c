@@ -3,6 +3,7 @@
  *
  *   matmul(qtype, x, w, y, M, N, K, row_bytes)  y[M,N] = x[M,K] @ W[N,K]^T, W in a GGML block format
  *   dequantize(qtype, w, out, rows, K, row_bytes)
+ *   dequantize_bf16(qtype, w, out, rows, K, row_bytes)   the same rounded to bfloat16 (nearest even)
  *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
  *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
  *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
@@ -51,6 +52,61 @@ static PyObject *py_dequantize(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     k->dequant((const uint8_t *)w, (float *)out, rows, K, (size_t)rb);
     Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* fp32 -> bf16 with round-to-nearest-even, as torch's .to(torch.bfloat16) for finite values. */
+static void f32_to_bf16(const float *in, uint16_t *out, size_t n) {
+    size_t i = 0;
+    const __m256i ones = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF);
+    for (; i + 8 <= n; i += 8) {
+        __m256i x = _mm256_castps_si256(_mm256_loadu_ps(in + i));
+        __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), ones);
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(bias, lsb)), 16);
+        _mm_storeu_si128((__m128i *)(out + i),
+                         _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    }
+    for (; i < n; i++) {
+        uint32_t x; memcpy(&x, in + i, 4);
+        out[i] = (uint16_t)((x + 0x7FFF + ((x >> 16) & 1)) >> 16);
+    }
+}
+
+/* Rows are dequantized a few at a time into a per-thread float scratch that stays in L2, then
+ * rounded: no full-size float32 copy of the matrix is written or read back. */
+#define BF16_ROW_BATCH 8
+
+static int dequantize_bf16_rows(const kernel_entry *k, const uint8_t *w, uint16_t *out, int rows, int K, size_t rb) {
+    int failed = 0;
+    #pragma omp parallel
+    {
+        float *scratch = malloc(sizeof(float) * (size_t)BF16_ROW_BATCH * K);
+        if (!scratch) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp for schedule(static)
+        for (int n0 = 0; n0 < rows; n0 += BF16_ROW_BATCH) {
+            if (!scratch) continue;
+            int batch = rows - n0 < BF16_ROW_BATCH ? rows - n0 : BF16_ROW_BATCH;
+            k->dequant(w + (size_t)n0 * rb, scratch, batch, K, rb);  /* nested: runs on this thread */
+            f32_to_bf16(scratch, out + (size_t)n0 * K, (size_t)batch * K);
+        }
+        free(scratch);
+    }
+    return failed;
+}
+
+static PyObject *py_dequantize_bf16(PyObject *self, PyObject *args) {
+    int qtype, rows, K; unsigned long long w, out; Py_ssize_t rb;
+    if (!PyArg_ParseTuple(args, "iKKiin", &qtype, &w, &out, &rows, &K, &rb)) return NULL;
+    const kernel_entry *k = find_kernel(qtype, K);
+    if (!k) return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = dequantize_bf16_rows(k, (const uint8_t *)w, (uint16_t *)out, rows, K, (size_t)rb);
+    Py_END_ALLOW_THREADS
+    if (rc) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
@@ -108,6 +164,7 @@ static PyObject *py_supported_types(PyObject *self, PyObject *args) {
 static PyMethodDef METHODS[] = {
     {"matmul", py_matmul, METH_VARARGS, "y[M,N] = x[M,K] @ W[N,K]^T with W in a GGML block format"},
     {"dequantize", py_dequantize, METH_VARARGS, "packed rows -> float32 rows"},
+    {"dequantize_bf16", py_dequantize_bf16, METH_VARARGS, "packed rows -> bfloat16 rows (round to nearest even)"},
     {"rms_norm", py_rms_norm, METH_VARARGS, "RMSNorm of rows, optionally adding a residual into x first"},
     {"silu_mul", py_silu_mul, METH_VARARGS, "silu(gate) * up of [rows, 2*dim] -> [rows, dim]"},
     {"attention", py_attention, METH_VARARGS, "norm + rope + KV store + GQA attention for a few rows"},
