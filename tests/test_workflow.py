@@ -396,3 +396,55 @@ def test_tests_that_pass_but_leave_a_branch_unrun_are_the_base_of_one_more_attem
     probes = [e.arguments["command"] for e in events if type(e).__name__ == "ToolCallEvent" and "--lines" in str(e.arguments)]
     assert len(probes) == 2 and agent.workflow.coverage_rounds == 1  # the second probe found every line run
 
+
+
+SUBTRACT = {"text": "```python\ndef add(a, b):\n    return a + b\n\n\ndef subtract(a, b):\n    return a - b\n```"}
+
+
+def subtract_test(expected: int) -> dict:
+    return {"text": f"```python\n{TEST}\n\ndef test_subtract():\n    from calc import subtract\n    assert subtract(3, 2) == {expected}\n```"}
+
+
+def test_when_only_the_new_test_fails_the_code_is_kept_and_the_test_rewritten(repo):
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    result, backend, events, agent = run(repo, [both, DIAGNOSIS, SUBTRACT, subtract_test(5), DIAGNOSIS, subtract_test(1),
+                                                ANSWERED], task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done", result
+    assert "assert subtract(3, 2) == 1" in (repo / "tests" / "test_calc.py").read_text()
+    assert agent.workflow.targets == ["tests/test_calc.py"]  # the repair rewrote the test alone
+    writes = [e.arguments["path"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "write_file"]
+    assert writes == ["calc.py", "tests/test_calc.py", "tests/test_calc.py"]  # the code was never undone
+    request = backend.requests[4][-1]["content"]
+    assert "The code passes every test but the new test_subtract" in request
+    assert "def subtract(a, b)" in request and "assert 1 == 5" in request  # the kept code and the failure
+    assert backend.options_requested[5] == REWRITE  # a rewrite of the test file
+
+
+def test_a_test_repair_that_fails_puts_code_and_tests_back_as_they_were(repo):
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    result, backend, _, agent = run(repo, [both, DIAGNOSIS, SUBTRACT, subtract_test(5), DIAGNOSIS, subtract_test(7),
+                                           DIAGNOSIS, SUBTRACT, subtract_test(1), ANSWERED],
+                                    task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done", result
+    assert agent.workflow.targets == ["calc.py", "tests/test_calc.py"] and agent.workflow.repair is None
+    third = backend.requests[6][-1]["content"]  # after the failed repair: the files as before the first attempt
+    assert "def subtract" not in third and "The code passes every test" not in third
+
+
+def test_a_new_test_failing_beside_an_old_one_is_no_reason_to_keep_the_code(repo):
+    """An old test failing too means the code is wrong: the usual undo, no repair."""
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    broke_add = {"text": "```python\ndef add(a, b):\n    return a - b\n\n\ndef subtract(a, b):\n    return a - b\n```"}
+    result, backend, _, agent = run(repo, [both, DIAGNOSIS, broke_add, subtract_test(5), DIAGNOSIS, SUBTRACT,
+                                           subtract_test(1), ANSWERED],
+                                    task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done", result
+    second = backend.requests[4][-1]["content"]
+    assert "The code passes every test" not in second and "def subtract" not in second  # undone as usual
+    assert agent.workflow.repair is None and agent.workflow.targets == ["calc.py", "tests/test_calc.py"]

@@ -25,6 +25,7 @@ write whole, the free loop takes over. `free` is the plain loop.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from agent.core.loop import Agent
 
 WORKFLOWS = ("auto", "fix", "free")
+_FAILED_TEST = re.compile(r"^FAILED ([^\s:]+)::([A-Za-z_]\w*)", re.M)  # pytest's short summary: file, test (or class)
 SMALL_MODEL_PARAMETERS = 4_000_000_000
 MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
 MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
@@ -94,6 +96,8 @@ class FixWorkflow:
     _retract: int | None = None  # the conversation's length before a reply that is drawn again
     _copied: str | None = None  # a file the last rewrite copied unchanged, to be said so
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
+    repair: tuple | None = None  # while only the new tests are rewritten: the state to go back to
+    new_tests_failing: list[str] = field(default_factory=list)  # the new tests a test repair is about
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -149,9 +153,11 @@ class FixWorkflow:
         if self.stage == "choose":
             text = render_prompt("workflow/choose_files.md", candidates=self.candidates)
         elif self.stage == "diagnose":
-            files = [(path, language_of(path), self.original.get(path)) for path in self.targets]
+            shown = self.targets + [p for p in (self.repair[1] if self.repair else []) if p not in self.targets]
+            files = [(path, language_of(path), self.original.get(path)) for path in shown]
             text = render_prompt("workflow/diagnose.md", files=files, failure=trimmed(self.failure),
-                                 command=self.command, task=self.task, lessons=self.lessons, trace=self.trace)
+                                 command=self.command, task=self.task, lessons=self.lessons, trace=self.trace,
+                                 new_tests_failing=self.new_tests_failing)
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=language_of(path),
@@ -282,6 +288,10 @@ class FixWorkflow:
         if not failed:
             self._enter("answer")
             return
+        new_failing = self._only_new_tests_fail(output) if self.repair is None and not unmet else []
+        if new_failing:
+            self._repair_tests(agent, output, new_failing)
+            return
         if progress(self.failure, output):
             self._keep_attempt(agent, output)
             return
@@ -308,7 +318,35 @@ class FixWorkflow:
     def _fail_attempt(self, agent: Agent) -> None:
         root = agent.env.workspace.root
         self.failed_edits.append({p: file_text(root, p) for p in self.targets})
+        if self.repair is not None:  # the code was not right after all: back to before its attempt
+            self.original, self.targets, self.failure, self.lessons, self.trace = self.repair
+            self.repair, self.new_tests_failing = None, []
+            self.written = len(self.targets) - 1
         self._undo(agent)
+        self._next_attempt(agent)
+
+    def _only_new_tests_fail(self, output: str) -> list[str]:
+        """The failing tests, when each is one this attempt added to a test file it rewrote next to
+        the code (the other tests pass); [] otherwise."""
+        tests = [p for p in self.targets if is_test(p)]
+        if not tests or len(tests) == len(self.targets) or "\nERROR " in output:
+            return []
+        failing = _FAILED_TEST.findall(output)
+        new = [name for path, name in failing if path in tests
+               and not re.search(rf"^\s*(?:def|class) {re.escape(name)}\b", self.initial.get(path) or "", re.M)]
+        return list(dict.fromkeys(new)) if failing and len(new) == len(failing) else []
+
+    def _repair_tests(self, agent: Agent, output: str, names: list[str]) -> None:
+        """Only tests the attempt added fail: keep its code and rewrite just the tests, once (a
+        1.5B's --limit was right, and its new test expected `3 three` from a text with one
+        "three"); when that fails too, everything goes back to before the attempt."""
+        self.repair = (dict(self.original), list(self.targets), self.failure, list(self.lessons), self.trace)
+        self.new_tests_failing = names
+        tests = [p for p in self.targets if is_test(p)]
+        for path in self.targets:
+            self.original[path] = file_text(agent.env.workspace.root, path)
+        self.targets, self.failure, self.lessons, self.trace = tests, output, [], ""
+        agent.rewind(self.attempt_start)
         self._next_attempt(agent)
 
     def _next_attempt(self, agent: Agent) -> None:
