@@ -17,7 +17,7 @@ from support.scripted_agent import run_scripted
 
 CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
-DIAGNOSIS = {"text": "add() subtracts; it must return a + b."}
+DIAGNOSIS = {"text": "It subtracts; it must return a + b."}  # names no function: the whole file is rewritten
 FIX = {"text": "```python\ndef add(a, b):\n    return a + b\n```"}
 WRONG = {"text": "```python\ndef add(a, b):\n    return a * b\n```"}  # fails another way: 6 == 5
 NO_BETTER = {"text": "```python\ndef add(a, b):\n    return a - b  # fixed\n```"}  # fails as before
@@ -448,3 +448,47 @@ def test_a_new_test_failing_beside_an_old_one_is_no_reason_to_keep_the_code(repo
     second = backend.requests[4][-1]["content"]
     assert "The code passes every test" not in second and "def subtract" not in second  # undone as usual
     assert agent.workflow.repair is None and agent.workflow.targets == ["calc.py", "tests/test_calc.py"]
+
+
+STATS = ("def mean(values):\n    return sum(values) / len(values)\n\n\n"
+         "def median(values):\n    ordered = sorted(values)\n    return ordered[len(ordered) // 2 + 1]\n")
+STATS_TEST = ("from stats import mean, median\n\n\ndef test_mean():\n    assert mean([1, 2, 3]) == 2\n\n\n"
+              "def test_median():\n    assert median([3, 1, 2]) == 2\n")
+
+
+def test_the_one_function_a_diagnosis_names_is_rewritten_alone_and_put_back_in_its_file(tmp_path):
+    root = committed_project(tmp_path / "p", {"stats.py": STATS, "tests/test_stats.py": STATS_TEST, "pyproject.toml": PYPROJECT})
+    diagnosis = {"text": "`median` takes the element after the middle one; it must take ordered[len(ordered) // 2]."}
+    copied = {"text": "```python\ndef median(values):\n    ordered = sorted(values)\n    return ordered[len(ordered) // 2 + 1]\n```"}
+    fixed = {"text": "```python\ndef median(values):\n    ordered = sorted(values)\n    return ordered[len(ordered) // 2]\n```"}
+    result, backend, _, _ = run(root, [diagnosis, copied, fixed, ANSWERED], task="The tests fail. Fix stats.py.")
+    assert result.status == "done", result
+    assert (root / "stats.py").read_text() == STATS.replace("// 2 + 1]", "// 2]")  # mean() untouched
+    request = backend.requests[1][-1]["content"]
+    assert request.startswith("Write the complete new `median` function of `stats.py`")
+    assert backend.options_requested[1] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2))
+    # a copy of the function as it was is said to be one, as a copied file is
+    assert backend.requests[2][-1]["content"].startswith("That is `median` exactly as it was in `stats.py`")
+
+
+def test_a_function_reply_without_the_function_fails_its_attempt(tmp_path):
+    root = committed_project(tmp_path / "p", {"stats.py": STATS, "tests/test_stats.py": STATS_TEST, "pyproject.toml": PYPROJECT})
+    diagnosis = {"text": "`median` takes the element after the middle one."}
+    other = {"text": "```python\ndef middle(values):\n    return 0\n```"}
+    fixed = {"text": "```python\ndef median(values):\n    return sorted(values)[len(values) // 2]\n```"}
+    result, backend, _, _ = run(root, [diagnosis, other, diagnosis, fixed, ANSWERED], task="The tests fail. Fix stats.py.")
+    assert result.status == "done", result
+    assert "the reply for `stats.py` had no `def median` that parses" in backend.requests[2][-1]["content"]
+    assert "def mean" in (root / "stats.py").read_text()
+
+
+def test_a_rename_rewrites_whole_files_even_when_the_diagnosis_names_one_function(repo):
+    """The new name is not in the file yet: a function reply would have no `def add`."""
+    rename = {"text": "Rename `add` to `plus` in calc.py and its test."}
+    workflow = choose_workflow("fix", "Rename the function `add` to `plus`.", repo)
+    workflow.original = {"calc.py": CALC}
+    workflow.introduced = ["plus"]
+    workflow.diagnosis = rename["text"]
+    assert workflow._focus("calc.py") is None
+    workflow.introduced = []
+    assert workflow._focus("calc.py") == "add"

@@ -36,6 +36,7 @@ from agent.core.locate import (asks_for_change, asks_for_tests, command_inputs, 
                                introduced_names, is_question, is_test, located_files, missing_names, new_files,
                                test_command)
 from agent.core.permissions import DENIED
+from agent.core.splice import focus_function, function_source, splice_function
 from agent.core.trace_probe import HEADER as PROBE_HEADER
 from agent.core.trace_probe import UNRUN_HEADER, coverage_command, probe_command
 from agent.core.values import value_hints
@@ -98,6 +99,7 @@ class FixWorkflow:
     initial: dict[str, str | None] = field(default_factory=dict)  # the candidates' texts before any attempt
     repair: tuple | None = None  # while only the new tests are rewritten: the state to go back to
     new_tests_failing: list[str] = field(default_factory=list)  # the new tests a test repair is about
+    diagnosis: str = ""  # this attempt's: what must change
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -145,7 +147,8 @@ class FixWorkflow:
             self._retract = None
         if self._copied is not None:  # a copy stays, and the model is told it is one
             agent.add({"role": "user", "content": render_prompt("workflow/rewrite_unchanged.md", path=self._copied,
-                                                                language=language_of(self._copied), command=self.command)})
+                                                                language=language_of(self._copied), command=self.command,
+                                                                function=self._focus(self._copied))})
             self._copied = None
         if self._asked or self.stage == "free":
             return
@@ -161,7 +164,7 @@ class FixWorkflow:
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=language_of(path),
-                                 failure=bool(self.failure), command=self.command,
+                                 failure=bool(self.failure), command=self.command, function=self._focus(path),
                                  adds_tests=is_test(path) and asks_for_tests(self.task))
         else:
             values = value_hints({p: t for p, t in self.original.items() if t}) if self.question else []
@@ -182,6 +185,9 @@ class FixWorkflow:
             before = self.original.get(path)
             # bounded so that a model repeating itself costs one attempt, not the run's time
             limit = NEW_FILE_TOKENS if before is None else max(NEW_FILE_TOKENS, len(before) // 2 + 512)
+            function = self._focus(path)
+            if function:
+                limit = max(NEW_FILE_TOKENS // 2, len(function_source(before or "", function)) // 2 + 256)
             sampling = TurnSampling(*ATTEMPT_SAMPLING, seed=100 * self.attempt + self.resampled) if self.resampled else None
             return TurnOptions(sampling=sampling, reply=Reply("code", language=language_of(path), max_tokens=limit))
         if self.stage == "answer" and self.question:
@@ -237,10 +243,18 @@ class FixWorkflow:
             self._begin_attempt(agent)
             return []
         if self.stage == "diagnose":
+            self.diagnosis = text
             self._enter("rewrite")
             return []
         path = self.targets[self.written]
         content = code_block(text)
+        function = self._focus(path)
+        if function:
+            content = splice_function(self.original[path] or "", function, content) or ""
+            if not content:
+                self._learn([f"the reply for `{path}` had no `def {function}` that parses"])
+                self._fail_attempt(agent)
+                return []
         if content and not content.endswith("\n"):
             content += "\n"
         if self._known_to_fail(agent, path, content) and self.resampled < MAX_REWRITE_SAMPLES:
@@ -309,6 +323,14 @@ class FixWorkflow:
         edit = {p: file_text(root, p) for p in self.targets[:-1]} | {path: content}
         unchanged = {p: self.original.get(p) for p in self.targets}
         return (bool(self.failure) and edit == unchanged) or edit in self.failed_edits
+
+    def _focus(self, path: str) -> str | None:
+        """The one function of `path` to rewrite, when the diagnosis names one (else the whole file
+        is): Python code, not tests, in a task that neither renames nor adds a name."""
+        before = self.original.get(path)
+        if not before or not path.endswith(".py") or is_test(path) or self.introduced or self.moved:
+            return None
+        return focus_function(before, self.diagnosis)
 
     def _learn(self, errors: list[str]) -> None:
         """Keep what went wrong in an attempt, when the original output did not show it already."""
