@@ -7,7 +7,8 @@ suite) and reads the files the task and the failure point at (core/locate.py); i
 only what a small model is good at, each in a fixed shape held by the grammar: which of those
 files to change (a JSON list, when there is a choice), what must change in them (a sentence or
 two; asked for a whole file at once, a 1.5B copies it unchanged), then each file's whole new text
-as one code block, which the agent writes with write_file. Then it runs the command again. With the
+as one code block, or the one function the diagnosis names (splice.py), which the agent writes
+with write_file. Then it runs the command again. With the
 diagnosis request goes what the code did in the failing run (trace_probe.py); with a question's,
 the values folded from the code (values.py). A rewrite that comes out as code known to fail is
 drawn again with a seed before it is written.
