@@ -419,7 +419,9 @@ def test_when_only_the_new_test_fails_the_code_is_kept_and_the_test_rewritten(re
     request = backend.requests[4][-1]["content"]
     assert "The code passes every test but the new test_subtract" in request
     assert "def subtract(a, b)" in request and "assert 1 == 5" in request  # the kept code and the failure
-    assert backend.options_requested[5] == REWRITE  # a rewrite of the test file
+    # a rewrite of the one new test that fails, put back in its file
+    assert backend.requests[5][-1]["content"].startswith("Write the complete new `test_subtract` function of `tests/test_calc.py`")
+    assert backend.options_requested[5] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2))
 
 
 def test_a_test_repair_that_fails_puts_code_and_tests_back_as_they_were(repo):
@@ -475,11 +477,13 @@ def test_a_function_reply_without_the_function_fails_its_attempt(tmp_path):
     root = committed_project(tmp_path / "p", {"stats.py": STATS, "tests/test_stats.py": STATS_TEST, "pyproject.toml": PYPROJECT})
     diagnosis = {"text": "`median` takes the element after the middle one."}
     other = {"text": "```python\ndef middle(values):\n    return 0\n```"}
-    fixed = {"text": "```python\ndef median(values):\n    return sorted(values)[len(values) // 2]\n```"}
-    result, backend, _, _ = run(root, [diagnosis, other, diagnosis, fixed, ANSWERED], task="The tests fail. Fix stats.py.")
+    whole = {"text": f"```python\n{STATS.replace('// 2 + 1]', '// 2]')}```"}
+    result, backend, _, _ = run(root, [diagnosis, other, diagnosis, whole, ANSWERED], task="The tests fail. Fix stats.py.")
     assert result.status == "done", result
     assert "the reply for `stats.py` had no `def median` that parses" in backend.requests[2][-1]["content"]
-    assert "def mean" in (root / "stats.py").read_text()
+    # the next attempt writes the whole file: the change may lie outside the function named
+    assert backend.requests[3][-1]["content"].startswith("Write the complete new `stats.py`")
+    assert (root / "stats.py").read_text() == STATS.replace("// 2 + 1]", "// 2]")
 
 
 def test_a_rename_rewrites_whole_files_even_when_the_diagnosis_names_one_function(repo):

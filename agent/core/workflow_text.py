@@ -18,6 +18,7 @@ _SUMMARY = re.compile(r"(\d+) (passed|failed|errors?)\b")
 _SUMMARY_LINE = re.compile(r"^=*\s*\d+ (?:passed|failed|errors?)\b.* in [\d.]+s\b")
 _NUMBERED = re.compile(r"^ *\d+\t(.*)$")
 _FENCED = re.compile(r"```[^\n]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+_FAILED_TEST = re.compile(r"^FAILED ([^\s:]+)::([A-Za-z_]\w*)", re.MULTILINE)
 
 
 def unnumbered(output: str) -> str | None:
@@ -45,6 +46,16 @@ def file_text(root: Path, path: str) -> str | None:
 def tests_in(texts: Iterable[str | None]) -> int:
     """Test functions in these files' texts (None: no such file)."""
     return sum(len(_TEST_FUNCTION.findall(text or "")) for text in texts)
+
+
+def failing_tests(output: str) -> list[tuple[str, str]]:
+    """(file, test function or class) of each FAILED line of pytest's short summary."""
+    return _FAILED_TEST.findall(output)
+
+
+def defines(text: str | None, name: str) -> bool:
+    """Whether Python source defines a function or class `name` at any depth."""
+    return bool(re.search(rf"^\s*(?:async\s+)?(?:def|class) {re.escape(name)}\b", text or "", re.MULTILINE))
 
 
 def test_counts(output: str) -> tuple[int, int] | None:
