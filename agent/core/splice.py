@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 
+DEFINITION_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
@@ -19,12 +20,12 @@ def _tree(source: str) -> ast.Module | None:
 
 
 def _definitions(tree: ast.Module) -> dict[str, Definition]:
-    return {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return {node.name: node for node in tree.body if isinstance(node, DEFINITION_TYPES)}
 
 
-def _span(node: Definition) -> tuple[int, int]:
-    """0-based first line (its decorators included) and the line after its end."""
-    first = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
+def _span(node: ast.stmt) -> tuple[int, int]:
+    """0-based first line (a definition's decorators included) and the line after its end."""
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
     return first, node.end_lineno or node.lineno
 
 
@@ -61,7 +62,7 @@ def splice_function(source: str, name: str, reply: str) -> str | None:
     reply_lines = reply.splitlines(keepends=True)
 
     def text_of(node: ast.stmt) -> list[str]:
-        first, end = _span(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else (node.lineno - 1, node.end_lineno or node.lineno)
+        first, end = _span(node)
         chunk = reply_lines[first:end]
         return [line if line.endswith("\n") else line + "\n" for line in chunk]
 
@@ -74,7 +75,7 @@ def splice_function(source: str, name: str, reply: str) -> str | None:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             if ast.unparse(node) not in present:
                 imports += text_of(node)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        elif isinstance(node, DEFINITION_TYPES):
             if node.name in existing:
                 replacements[node.name] = text_of(node)
             else:

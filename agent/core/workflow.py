@@ -367,12 +367,7 @@ class FixWorkflow:
         "three"); when that fails too, everything goes back to before the attempt."""
         self.repair = (dict(self.original), list(self.targets), self.failure, list(self.lessons), self.trace)
         self.new_tests_failing = names
-        tests = [p for p in self.targets if is_test(p)]
-        for path in self.targets:
-            self.original[path] = file_text(agent.env.workspace.root, path)
-        self.targets, self.failure, self.lessons, self.trace = tests, output, [], ""
-        agent.rewind(self.attempt_start)
-        self._next_attempt(agent)
+        self._keep_attempt(agent, output, only_tests=True)
 
     def _next_attempt(self, agent: Agent) -> None:
         self.attempt += 1
@@ -388,15 +383,20 @@ class FixWorkflow:
             targets += [p for p in self.candidates if is_test(p)][:1]
         self.targets = targets
 
-    def _keep_attempt(self, agent: Agent, output: str, lessons: list[str] | None = None) -> None:
+    def _keep_attempt(self, agent: Agent, output: str, lessons: list[str] | None = None,
+                      only_tests: bool = False) -> None:
         """An attempt that went forward (more tests pass and fewer fail, or tests the task asked for
         pass) is the base of the next ones: its files are shown as the code, its output as the
         failure and `lessons` as what is left, in a conversation back at the attempt's start (shown
-        its own attempt in place, a 1.5B wrote the same diagnosis again)."""
+        its own attempt in place, a 1.5B wrote the same diagnosis again). `only_tests`: the next
+        attempt rewrites the test files alone, with no trace."""
         for path in self.targets:
             self.original[path] = file_text(agent.env.workspace.root, path)
         self.failure, self.lessons = output, lessons or []
-        self.trace = self._trace(agent)
+        if only_tests:
+            self.targets, self.trace = [p for p in self.targets if is_test(p)], ""
+        else:
+            self.trace = self._trace(agent)
         agent.rewind(self.attempt_start)
         self._next_attempt(agent)
 
