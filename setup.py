@@ -15,7 +15,7 @@ def cpu_kernel_extensions() -> list[Extension]:
     return [
         Extension(
             "inference.kernels._cpu",
-            sources=[f"inference/kernels/{name}.c" for name in ("module", "quant_matmul", "decode_ops")],
+            sources=[f"inference/kernels/{name}.c" for name in ("module", "quant_matmul", "int8_matmul", "decode_ops")],
             depends=["inference/kernels/common.h"],
             # -ffp-contract=off keeps the dequantizers bit-exact with ggml's reference (no fused a*b+c).
             extra_compile_args=["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off"],

@@ -22,7 +22,7 @@ from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
 from .kv_cache import KVCache
-from .linear import resolve_prefill_dtype, set_prefill_dtype
+from .linear import ACTIVATIONS, activations_of, prefill_dtype_of, resolve_prefill_dtype, set_activations, set_prefill_dtype
 from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
 from .tokenizer import Tokenizer
@@ -156,13 +156,22 @@ class Engine:
         self.spec, self.spec_n_max = spec, spec_n_max
         self.step_costs = StepCosts()  # measured verify and draft costs, which auto's draft lengths weigh
         self.warnings = warnings or []  # things the user should know that did not stop the load
-        self.prefill_dtype = torch.float32  # packed weights' many-row GEMMs (set by load)
+
+    @property
+    def prefill_dtype(self) -> torch.dtype:
+        """The dtype prefill's GEMMs run in: packed weights' many-row path, else the compute dtype."""
+        return prefill_dtype_of(self.model) or self.dtype
+
+    @property
+    def activations(self) -> str:
+        """How the packed kernels round a decode step's activations (int8, int16 or int8+int16); "float" without them."""
+        return activations_of(self.model) or "float"
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
              chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
              mtp: str | Path | None = None, draft_model: str | Path | None = None,
-             prefill_dtype: str = "auto") -> "Engine":
+             prefill_dtype: str = "auto", activations: str = "auto") -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
         dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
@@ -170,7 +179,8 @@ class Engine:
         lengths), "mtp", "ngram" or "off"; mtp: an MTP sidecar file (else one embedded in the model
         or an mtp-*.gguf next to it); draft_model: a smaller model of the same vocabulary that drafts
         (llama.cpp's -md), used by "auto" and "draft"; prefill_dtype: the GEMM dtype of packed
-        weights' many-row (prefill) path, "auto" = bfloat16 where the CPU has it natively."""
+        weights' many-row (prefill) path, "auto" = bfloat16 where the CPU has it natively;
+        activations: how their few-row kernels round activations, "int16", "int8" or "auto"."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
         if spec not in SPEC_MODES:
@@ -191,6 +201,8 @@ class Engine:
             prefill_dtype_ = resolve_prefill_dtype(prefill_dtype)
         except ValueError as e:
             raise EngineError(str(e)) from None
+        if activations not in ACTIVATIONS:
+            raise EngineError(f"activations must be {', '.join(ACTIVATIONS)}; not '{activations}'")
         if dev.type == "cpu" and kernels.cpu is not None:
             kernels.cpu.set_num_threads(torch.get_num_threads())
         gguf = GGUFFile(path)
@@ -202,12 +214,11 @@ class Engine:
             for module in (model, head, drafting):
                 if module is not None:
                     set_prefill_dtype(module, prefill_dtype_)
+                    set_activations(module, activations)
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        engine = cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
-        engine.prefill_dtype = prefill_dtype_ if packed else dtype_
-        return engine
+        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
 
     @staticmethod
     def _draft_model(path: str | Path | None, tokenizer: Tokenizer, spec: str, device: torch.device, dtype: torch.dtype,

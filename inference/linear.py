@@ -62,6 +62,36 @@ def set_prefill_dtype(model: nn.Module, dtype: torch.dtype) -> None:
             module.prefill_dtype = dtype
 
 
+ACTIVATIONS = ("auto", "int16", "int8")
+# "auto" rounds to int8 where it is measured to pay within the engine's error bar: the K-quants
+# (1.5B coder: decode 2.1x, perplexity +0.2%). The 32-weight types keep int16: int8 gains 1.1-1.2x
+# there and moved SmolLM2's (Q4_1) logits by 1.7e-2, past the 1e-2 bar (docs/benchmarks.md).
+AUTO_INT8_TYPES = frozenset({QType.Q4_K, QType.Q6_K})
+
+
+def set_activations(model: nn.Module, activations: str) -> None:
+    """How the packed kernels round a few rows' activations: int16 per 32 values (~1e-4 relative
+    error on logits) or int8 as llama.cpp does (per 256 values for K-quants, per 32 for the
+    32-weight types; Q2_K, Q3_K, Q5_K and float weights keep int16): fewer instructions per
+    weight, coarser. "auto": int8 for the types in AUTO_INT8_TYPES."""
+    if activations not in ACTIVATIONS:
+        raise ValueError(f"activations must be {', '.join(ACTIVATIONS)}; not '{activations}'")
+    for module in model.modules():
+        if isinstance(module, PackedLinear):
+            module.int8_activations = activations == "int8" or (activations == "auto" and module.qtype in AUTO_INT8_TYPES)
+
+
+def activations_of(model: nn.Module) -> str | None:
+    """int8, int16 or int8+int16 (some matrices each way); None without packed weights."""
+    kinds = {"int8" if m.int8_activations else "int16" for m in model.modules() if isinstance(m, PackedLinear)}
+    return "+".join(sorted(kinds, reverse=True)) or None
+
+
+def prefill_dtype_of(model: nn.Module) -> torch.dtype | None:
+    """The many-row GEMM dtype of the model's packed weights; None when it has none."""
+    return next((m.prefill_dtype for m in model.modules() if isinstance(m, PackedLinear)), None)
+
+
 def packed_kernel_available(qtype: QType, n_cols: int) -> bool:
     cpu = kernels.cpu
     return cpu is not None and int(qtype) in cpu.supported_types() and n_cols % GGML_QUANT_SIZES[qtype][0] == 0
@@ -120,6 +150,7 @@ class PackedLinear(nn.Module):
         self._qtype_id = int(qtype)
         self.max_rows = PACKED_MAX_ROWS  # inputs with more rows take the dequantize + BLAS path
         self.prefill_dtype = torch.float32  # that path's GEMM dtype (set_prefill_dtype)
+        self.int8_activations = False  # the kernel rounds activations to 8 bits where it can (set_activations)
 
     def dequantized(self, dtype: torch.dtype = torch.float32, scratch: bool = False) -> torch.Tensor:
         """The weight matrix as floats; scratch=True writes it into a buffer the next call reuses."""
@@ -141,7 +172,7 @@ class PackedLinear(nn.Module):
             x = x.contiguous()
         out = torch.empty(n_rows, self.out_features)
         kernels.cpu.matmul(self._qtype_id, x.data_ptr(), self.blocks.data_ptr(), out.data_ptr(),
-                           n_rows, self.out_features, self.in_features, self.row_bytes)
+                           n_rows, self.out_features, self.in_features, self.row_bytes, self.int8_activations)
         return out if self.bias is None else out.add_(self.bias)
 
 

@@ -44,7 +44,7 @@ def hf_default(smollm2: Path):
 def smollm2_engine(smollm2: Path):
     from inference import Engine
 
-    return Engine.load(smollm2, device="cpu", n_ctx=2048)
+    return Engine.load(smollm2, device="cpu", n_ctx=2048, activations="int16")  # tests compare with transformers' greedy
 
 
 @pytest.fixture(scope="session")

@@ -45,8 +45,8 @@ def test_tiny_models_match_transformers(arch, qtype, tied, tmp_path):
     path = TinyModel(arch=arch, qtype=qtype, tied=tied, seed=len(arch), **shape).write(tmp_path / f"{arch}.gguf")
     ids = torch.randint(0, 290, (48,), generator=torch.Generator().manual_seed(0)).tolist()
     reference = transformers_logits(path, ids)
-    for weights in ("dense", "packed"):
-        engine = Engine.load(path, device="cpu", weights=weights, prefill_dtype="float32")
+    for weights, activations in (("dense", "int16"), ("packed", "int16"), ("packed", "auto")):
+        engine = Engine.load(path, device="cpu", weights=weights, prefill_dtype="float32", activations=activations)
         logits = engine.logits(ids)
         assert relative_error(logits, reference) < 1e-5, weights
         assert torch.equal(logits.argmax(-1), reference.argmax(-1))
@@ -54,7 +54,18 @@ def test_tiny_models_match_transformers(arch, qtype, tied, tmp_path):
         engine.logits(ids[:40])
         steps = torch.stack([decode_step(engine.model, engine.cache, t) for t in ids[40:]])
         exact = weights == "dense" or qtype == QType.F32
-        assert relative_error(steps, reference[40:]) < (1e-5 if exact else 1e-3), weights
+        if activations == "int16":
+            assert relative_error(steps, reference[40:]) < (1e-5 if exact else 1e-3), weights
+            int16_steps = steps
+        elif k_quant:
+            # "auto" takes 8-bit activations for K-quants: in use, and close. Random tiny models are
+            # the worst case (one 256-value block holds a whole hidden state); the 1.5B coder's
+            # perplexity moved 0.2%.
+            assert engine.activations == "int8"
+            assert not torch.equal(steps, int16_steps)
+            assert relative_error(steps, reference[40:]) < 5e-2
+        else:
+            assert engine.activations == "int16" and torch.equal(steps, int16_steps)
 
 
 @pytest.fixture(scope="module")
@@ -88,26 +99,31 @@ def test_smollm2_matches_transformers(smollm2, code_ids, reference_logits, weigh
         assert relative_error(logits, reference_logits) < 1e-5
 
 
-@pytest.mark.parametrize("weights,tolerance", [("dense", 1e-5), ("packed", 1e-3)])
-def test_incremental_decode_equals_one_pass(smollm2, code_ids, reference_logits, weights, tolerance):
+@pytest.mark.parametrize("weights,activations,tolerance,agreement",
+                         [("dense", "int16", 1e-5, 0.99), ("packed", "int16", 1e-3, 0.99), ("packed", "auto", 1e-3, 0.99),
+                          ("packed", "int8", 3e-2, 0.95)])
+def test_incremental_decode_equals_one_pass(smollm2, code_ids, reference_logits, weights, activations, tolerance, agreement):
     """Prefill part of the text, then feed the rest one token at a time through the KV cache.
     Dense weights reproduce the reference exactly; the packed kernels round activations to int16
-    per 32 values for single-row steps (docs/engine.md), which costs ~1e-4 relative error."""
+    per 32 values for single-row steps (docs/engine.md), which costs ~1e-4 relative error. Forced
+    to int8 (per 32 values for SmolLM2's Q4_1) the error is ~1.7e-2 and 96% of argmaxes agree, past
+    the engine's bar (1e-2, 99%):
+    why "auto" keeps int16 for the 32-weight types."""
     from inference.generate import prefill
 
-    engine = Engine.load(smollm2, device="cpu", weights=weights, n_ctx=1024, prefill_dtype="float32")
+    engine = Engine.load(smollm2, device="cpu", weights=weights, n_ctx=1024, prefill_dtype="float32", activations=activations)
     split = 200
     prefill(engine.model, engine.cache, code_ids[:split])
     steps = torch.stack([decode_step(engine.model, engine.cache, t) for t in code_ids[split:280]])
     assert relative_error(steps, reference_logits[split:280]) < tolerance
-    assert (steps.argmax(-1) == reference_logits[split:280].argmax(-1)).float().mean().item() >= 0.99
+    assert (steps.argmax(-1) == reference_logits[split:280].argmax(-1)).float().mean().item() >= agreement
 
 
 def test_prefill_in_chunks_with_a_cached_prefix(smollm2, code_ids, reference_logits, monkeypatch):
     """Chunked prefill over a kept prefix uses the masked attention path; it must agree too."""
     from inference import generate
 
-    engine = Engine.load(smollm2, device="cpu", n_ctx=1024, prefill_dtype="float32")
+    engine = Engine.load(smollm2, device="cpu", n_ctx=1024, prefill_dtype="float32", activations="int16")
     monkeypatch.setattr(generate, "PREFILL_CHUNK", 64)
     generate.prefill(engine.model, engine.cache, code_ids[:100])
     logits = generate.prefill(engine.model, engine.cache, code_ids[:300], logits_for="all")  # 100 reused

@@ -63,7 +63,8 @@ def test_requests_are_made_from_the_files_in_a_fixed_order():
     first = list(itertools.islice(requests(train, seed=0), 12))
     assert first == list(itertools.islice(requests(train, seed=0), 12))
     assert first != list(itertools.islice(requests(train, seed=1), 12))
-    assert all("\n```python\n" in r or "\n```c\n" in r or r.startswith("Write a Python function `") for r in first)
+    assert all("\n```python\n" in r or "\n```c\n" in r or r.startswith(("Write a Python function `", "Write a C function `"))
+               for r in first)
 
 
 def test_answers_are_kept_and_not_generated_twice(tmp_path):

@@ -31,6 +31,7 @@ class BenchResult:
     peak_rss_bytes: int
     load_seconds: float
     prefill_dtype: str = "float32"  # the GEMMs of prefill's many rows
+    activations: str = "int16"  # how decode's packed kernels round activations
     prefill_runs: list[float] = field(default_factory=list)
     decode_runs: list[float] = field(default_factory=list)
 
@@ -69,7 +70,7 @@ def run_bench(engine: Engine, model_path: Path, load_seconds: float, prefill_tok
         prefill_tokens_per_second=round(statistics.median(prefill), 2),
         decode_tokens_per_second=round(statistics.median(decode), 2),
         peak_rss_bytes=peak, load_seconds=round(load_seconds, 3),
-        prefill_dtype=str(engine.prefill_dtype).removeprefix("torch."),
+        prefill_dtype=str(engine.prefill_dtype).removeprefix("torch."), activations=engine.activations,
         prefill_runs=[round(x, 2) for x in prefill], decode_runs=[round(x, 2) for x in decode],
     )
 

@@ -1,14 +1,15 @@
 /* Python bindings of the CPU kernels (module inference.kernels._cpu). Pointers come in as
  * integers (tensor.data_ptr()); the GIL is released while a kernel runs.
  *
- *   matmul(qtype, x, w, y, M, N, K, row_bytes)  y[M,N] = x[M,K] @ W[N,K]^T, W in a GGML block format
+ *   matmul(qtype, x, w, y, M, N, K, row_bytes[, int8])  y[M,N] = x[M,K] @ W[N,K]^T, W in a GGML block
+ *       format; int8: activations rounded to 8 bits where the type has such a kernel (int8_types())
  *   dequantize(qtype, w, out, rows, K, row_bytes)
  *   dequantize_bf16(qtype, w, out, rows, K, row_bytes)   the same rounded to bfloat16 (nearest even)
  *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
  *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
  *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
  *             k_cache, v_cache, max_tokens, start, out)   one attention step for a few rows
- *   set_num_threads(n), get_num_threads(), supported_types()
+ *   set_num_threads(n), get_num_threads(), supported_types(), int8_types()
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -32,13 +33,14 @@ static const kernel_entry *find_kernel(int qtype, int K) {
 /* ---- Python bindings --------------------------------------------------------------------------- */
 
 static PyObject *py_matmul(PyObject *self, PyObject *args) {
-    int qtype, M, N, K; unsigned long long x, w, y; Py_ssize_t rb;
-    if (!PyArg_ParseTuple(args, "iKKKiiin", &qtype, &x, &w, &y, &M, &N, &K, &rb)) return NULL;
+    int qtype, M, N, K, int8 = 0; unsigned long long x, w, y; Py_ssize_t rb;
+    if (!PyArg_ParseTuple(args, "iKKKiiin|p", &qtype, &x, &w, &y, &M, &N, &K, &rb, &int8)) return NULL;
     const kernel_entry *k = find_kernel(qtype, K);
     if (!k) return NULL;
+    matmul_fn fn = int8 && k->matmul8 ? k->matmul8 : k->matmul;
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = k->matmul((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
+    rc = fn((const float *)x, (const uint8_t *)w, (float *)y, M, N, K, (size_t)rb);
     Py_END_ALLOW_THREADS
     if (rc) return PyErr_NoMemory();
     Py_RETURN_NONE;
@@ -161,6 +163,17 @@ static PyObject *py_supported_types(PyObject *self, PyObject *args) {
     return out;
 }
 
+static PyObject *py_int8_types(PyObject *self, PyObject *args) {
+    PyObject *out = PyList_New(0);
+    for (int i = 0; i < N_KERNELS; i++) {
+        if (!KERNELS[i].matmul8) continue;
+        PyObject *v = PyLong_FromLong(KERNELS[i].qtype);
+        PyList_Append(out, v);
+        Py_DECREF(v);
+    }
+    return out;
+}
+
 static PyMethodDef METHODS[] = {
     {"matmul", py_matmul, METH_VARARGS, "y[M,N] = x[M,K] @ W[N,K]^T with W in a GGML block format"},
     {"dequantize", py_dequantize, METH_VARARGS, "packed rows -> float32 rows"},
@@ -171,6 +184,7 @@ static PyMethodDef METHODS[] = {
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "threads used by the kernels"},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "threads used by the kernels"},
     {"supported_types", py_supported_types, METH_NOARGS, "GGML type ids with a kernel"},
+    {"int8_types", py_int8_types, METH_NOARGS, "GGML type ids with a kernel for 8-bit activations"},
     {NULL, NULL, 0, NULL},
 };
 
