@@ -3,8 +3,8 @@
  * Q5_1, Q8_0), and the sum of each 16 rounded values.
  *
  * The int16 kernels in quant_matmul.c unpack each group of 32 weights and apply its float scales
- * per group and row: on the 1.5B coder ~30 instructions per 32 weights, about three times what
- * reading the weights costs. Here `maddubs` multiplies unsigned weights with signed activations
+ * per group and row, which kept the 1.5B coder's decode compute-bound (10 tok/s where its weights
+ * stream at 20+). Here `maddubs` multiplies unsigned weights with signed activations
  * (64 products per instruction pair with `madd`). For a K-quant block of 256 weights the block's
  * integer sub-scales go in with `madd`, and floats appear once per block and row:
  *   sum_i w_i x_i = dx * (d * sum_h s_h * (u_h . q_h) + off * sum_h o_h * (sum of q_h))
