@@ -104,6 +104,12 @@ class Generation:
         self._stop = StopStrings(stop)
         self._device = device
         self.completion: Completion | None = None
+        self._halted = False
+
+    def stop(self) -> None:
+        """End the generation after the delta just yielded (a caller's own stop condition); its
+        finish reason is then "stop"."""
+        self._halted = True
 
     def __iter__(self) -> Iterator[str]:
         decoder = self._tokenizer.stream_decoder(skip_special=True)
@@ -116,10 +122,10 @@ class Generation:
             if delta:
                 text_parts.append(delta)
                 yield delta
-            if self._stop.stopped:
+            if self._stop.stopped or self._halted:
                 tokens_iter.close()
                 break
-        if not self._stop.stopped:
+        if not (self._stop.stopped or self._halted):
             tail = self._stop.feed(decoder.flush()) + self._stop.flush()
             if tail:
                 text_parts.append(tail)
@@ -129,7 +135,7 @@ class Generation:
         spec = self.loop.speculative_stats()
         if spec is not None:
             stats.speculative = spec.as_dict()
-        reason = "stop" if self._stop.stopped else (self.loop.finish_reason or "length")
+        reason = "stop" if self._stop.stopped or self._halted else (self.loop.finish_reason or "length")
         self.completion = Completion("".join(text_parts), tokens, reason, stats)
 
     def collect(self) -> Completion:

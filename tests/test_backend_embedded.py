@@ -157,3 +157,19 @@ def test_prefill_progress_and_an_interrupt_from_the_stream(backend):
     assert len(seen) == 3
     again = backend.complete(messages, [])
     assert again.raw == first.raw, "an interrupted turn leaves the cache consistent: greedy output is unchanged"
+
+
+def test_a_turn_ends_where_its_stop_when_holds_and_counts_as_cut(backend):
+    """A workflow's guard against a model running on: the engine stops at the first line end where
+    the predicate holds, and the turn reads as cut at its bound."""
+    from agent.backends.base import TurnOptions
+
+    backend.engine.reset()
+    messages = [{"role": "user", "content": "Write a Python function that adds two numbers, with a docstring."}]
+    whole = backend.complete(messages, [], max_tokens=60)
+    assert whole.raw.count("\n") >= 2, whole.raw
+    backend.engine.reset()
+    cut = backend.complete(messages, [], max_tokens=60, options=TurnOptions(stop_when=lambda text: text.count("\n") >= 2))
+    assert cut.finish_reason == "length"
+    assert cut.raw.count("\n") == 2 and whole.raw.startswith(cut.raw)
+    assert cut.stats.generated_tokens < whole.stats.generated_tokens

@@ -355,3 +355,12 @@ def test_rates_come_only_from_the_servers_own_timings(server):
     stats = backend_for(server).complete(USER, []).stats
     assert stats.prefill_seconds == 0.1 and stats.reused_prompt_tokens == 100  # 20 of 120 computed: 200 tok/s
     assert abs(stats.decode_seconds - 0.5) < 1e-9  # the 10 tokens after the first: 20 tok/s
+
+
+def test_a_turn_ends_where_its_stop_when_holds(server):
+    from agent.backends.base import TurnOptions
+
+    server.on("POST", "/v1/chat/completions", sse(
+        chunk(content="one\n"), chunk(content="two\n"), chunk(content="three\n"), chunk(content="four\n"), chunk(finish="stop")))
+    turn = backend_for(server).complete(USER, [], options=TurnOptions(stop_when=lambda text: "two\n" in text))
+    assert turn.raw == "one\ntwo\n" and turn.finish_reason == "length"

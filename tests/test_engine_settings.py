@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from agent.backends.engine_settings import EngineSettings
 from agent.core.config import Config
 from agent.core.setup import RunSettings
@@ -54,3 +56,18 @@ def test_the_prefill_dtype_flag_reaches_the_engine_settings():
     parser = build_parser()
     for argv, expected in ((["run", "--prompt", "x"], "auto"), (["run", "--prefill-dtype", "float32", "--prompt", "x"], "float32")):
         assert EngineSettings.from_config(_run_settings(parser.parse_args(argv)), Config()).prefill_dtype == expected
+
+
+def test_the_activations_flag_reaches_the_engine_settings():
+    from agent.frontends.cli import _run_settings, build_parser
+
+    parser = build_parser()
+    for argv, expected in ((["run", "--prompt", "x"], "auto"), (["run", "--activations", "int16", "--prompt", "x"], "int16")):
+        assert EngineSettings.from_config(_run_settings(parser.parse_args(argv)), Config()).activations == expected
+
+
+def test_an_unknown_activation_rounding_is_refused_before_loading(tmp_path):
+    from inference import Engine, EngineError
+
+    with pytest.raises(EngineError, match="activations must be auto, int16, int8"):
+        Engine.load(tmp_path / "never-read.gguf", device="cpu", activations="int4")

@@ -12,6 +12,7 @@ from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
 from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_README_LINES,
                                  MAX_REWRITE_LINES, MAX_REWRITE_SAMPLES, NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
+from agent.core.workflow_text import runs_away, without_repeats
 from support.git_support import committed_project, init_and_commit
 from support.scripted_agent import run_scripted
 
@@ -26,7 +27,7 @@ PYPROJECT = "[tool.pytest.ini_options]\npythonpath = ['.']\n"
 MATHUTIL = "def double(x):\n    return 2 * x\n"
 
 DIAGNOSE = TurnOptions(reply=Reply("text", max_tokens=DIAGNOSIS_TOKENS))
-REWRITE = TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS))  # short files
+REWRITE = TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS), stop_when=runs_away)  # short files
 ANSWER = TurnOptions(reply=Reply("text", max_tokens=ANSWER_TOKENS))
 
 
@@ -127,7 +128,7 @@ def test_a_rewrite_that_copies_the_file_is_told_so_and_drawn_again(repo):
     assert result.status == "done" and "a + b" in (repo / "calc.py").read_text()
     # the file as it was is known to fail: the copy is not written; the model is told, and draws again
     assert backend.options_requested[1:3] == [REWRITE, TurnOptions(sampling=TurnSampling(*ATTEMPT_SAMPLING, seed=1),
-                                                                   reply=REWRITE.reply)]
+                                                                   reply=REWRITE.reply, stop_when=runs_away)]
     assert backend.requests[2][:-2] == backend.requests[1] and backend.requests[2][-2]["content"] == same["text"]
     assert backend.requests[2][-1]["content"].startswith("That is `calc.py` exactly as it was")
     assert [name for _, name in calls(events)] == ["shell", "read_file", "read_file", "shell", "write_file", "shell"]
@@ -316,6 +317,30 @@ def test_a_rewrite_cut_while_repeating_itself_keeps_the_whole_lines_that_parse(t
     assert calls(events)[-1] == ("agent", "shell")  # what was kept ran, and passed
 
 
+def test_a_rewrite_repeating_one_line_is_stopped_there_and_keeps_the_line_once(tmp_path):
+    """A 1.5B writing tests went on with `assert mathutil.clamp(10, 10, 10) == 10` to its token
+    bound; the third copy of a line ends the turn, and the file keeps one."""
+    root = committed_project(tmp_path / "lib", {"mathutil.py": MATHUTIL})
+    runaway = ("```python\nfrom mathutil import double\n\n\ndef test_double():\n    assert double(2) == 4\n"
+               + "    assert double(0) == 0\n" * 40 + "```")
+    result, _, events, _ = run(root, [{"text": '["test_mathutil.py"]'}, DIAGNOSIS, {"text": runaway}, ANSWERED],
+                               task="Write tests for mathutil.py in test_mathutil.py.")
+    assert result.status == "done", result
+    assert (root / "test_mathutil.py").read_text() == ("from mathutil import double\n\n\ndef test_double():\n"
+                                                        "    assert double(2) == 4\n    assert double(0) == 0\n")
+    streamed = "".join(e.text for e in events if type(e).__name__ == "TextDeltaEvent")
+    assert streamed.count("double(0)") == 3  # the script was stopped at the third copy
+
+
+def test_runaway_lines_are_told_from_lines_that_only_look_alike():
+    assert runs_away("x = 1\n    assert f(1) == 1\n    assert f(1) == 1\n    assert f(1) == 1\n")
+    assert not runs_away("    assert f(1) == 1\n    assert f(2) == 2\n    assert f(3) == 3\n")
+    assert not runs_away("\n\n\n\n")  # blank lines are layout
+    assert not runs_away("    assert f(1) == 1\n    assert f(1) == 1\n    assert f(1")  # the third is not whole yet
+    code = "a\nb\nb\nc\nc\nc\nc\n\n\n\nd"
+    assert without_repeats(code) == "a\nb\nb\nc\n\n\n\nd"  # two copies and blank lines stay
+
+
 def test_tests_that_pass_without_the_name_the_task_asks_for_fail_the_attempt(repo):
     (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     init_and_commit(repo)
@@ -421,7 +446,8 @@ def test_when_only_the_new_test_fails_the_code_is_kept_and_the_test_rewritten(re
     assert "def subtract(a, b)" in request and "assert 1 == 5" in request  # the kept code and the failure
     # a rewrite of the one new test that fails, put back in its file
     assert backend.requests[5][-1]["content"].startswith("Write the complete new `test_subtract` function of `tests/test_calc.py`")
-    assert backend.options_requested[5] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2))
+    assert backend.options_requested[5] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2),
+                                                       stop_when=runs_away)
 
 
 def test_a_test_repair_that_fails_puts_code_and_tests_back_as_they_were(repo):
@@ -468,7 +494,8 @@ def test_the_one_function_a_diagnosis_names_is_rewritten_alone_and_put_back_in_i
     assert (root / "stats.py").read_text() == STATS.replace("// 2 + 1]", "// 2]")  # mean() untouched
     request = backend.requests[1][-1]["content"]
     assert request.startswith("Write the complete new `median` function of `stats.py`")
-    assert backend.options_requested[1] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2))
+    assert backend.options_requested[1] == TurnOptions(reply=Reply("code", language="python", max_tokens=NEW_FILE_TOKENS // 2),
+                                                       stop_when=runs_away)
     # a copy of the function as it was is said to be one, as a copied file is
     assert backend.requests[2][-1]["content"].startswith("That is `median` exactly as it was in `stats.py`")
 

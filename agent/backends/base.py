@@ -62,6 +62,14 @@ class TurnOptions:
     avoid_tools: frozenset[str] = frozenset()  # offered (the prompt stays the same) but not callable this turn
     reply: Reply | None = None  # the turn's shape, no calls (the prompt's tools stay, for the cache)
     stop: tuple[str, ...] = ()  # the text ends before the first of these (a client's `stop`)
+    # the reply ends as soon as this holds of its text so far (asked where a line ends), and counts
+    # as cut at its bound (finish_reason "length"): a workflow's guard against a model running on
+    stop_when: Callable[[str], bool] | None = None
+
+
+def ends_here(options: TurnOptions, text: str, delta: str) -> bool:
+    """Whether the turn's `stop_when` ends the reply now that `delta` brought its text to `text`."""
+    return options.stop_when is not None and "\n" in delta and options.stop_when(text)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from inference import Engine, EngineError, SamplingParams
 
-from agent.backends.base import Message, ModelError, ModelTurn, TurnOptions, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, TurnOptions, TurnStats, ends_here
 from agent.backends.tool_grammar import call_format, reply_grammar, tool_turn_grammar
 from agent.core.toolcalls import THINK_CLOSE, parse_tool_calls, tool_protocol_prompt
 
@@ -122,12 +122,17 @@ class EmbeddedBackend:
             stream = self.engine.stream(prompt, sampling=params, max_new_tokens=limit,
                                         stop=(() if grammar else stop) + options.stop, on_prefill=on_progress,
                                         grammar=grammar)
+            text, halted = "", False
             for delta in stream:
                 if on_text:
                     on_text(delta)
+                text += delta
+                if ends_here(options, text, delta):
+                    stream.stop()
+                    halted = True
         except EngineError as e:
             raise ModelError(str(e)) from e
-        completion = stream.completion
+        completion = stream.completion if not halted else replace(stream.completion, finish_reason="length")
         s = completion.stats
         spec = s.speculative or {}
         return completion, TurnStats(prompt_tokens=s.prompt_tokens, reused_prompt_tokens=s.reused_prompt_tokens,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from agent.core.toolcalls import CONTENT_MARKUP, format_tool_call, parse_tool_calls
-from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats, ends_here
 from agent.backends.openai_wire import (
     DONE,
     PendingCall,
@@ -238,7 +238,7 @@ class OpenAIBackend:
         started = time.monotonic()
         conn, resp = self._open_stream(json.dumps(body, ensure_ascii=False).encode())
         try:
-            stream = self._read_stream(resp, on_text)
+            stream = self._read_stream(resp, on_text, options)
         finally:
             conn.close()
         ended = time.monotonic()
@@ -329,7 +329,8 @@ class OpenAIBackend:
                     f"{self.model!r} and the base URL{hint}")
         return f"{self._where()} answered HTTP {status}{said}"
 
-    def _read_stream(self, resp: http.client.HTTPResponse, on_text: Callable[[str], None] | None) -> _Stream:
+    def _read_stream(self, resp: http.client.HTTPResponse, on_text: Callable[[str], None] | None,
+                     options: TurnOptions = TurnOptions()) -> _Stream:
         stream = _Stream()
         if (resp.getheader("Content-Type") or "").startswith("application/json"):
             # the server ignored stream: true and sent one whole completion
@@ -345,7 +346,11 @@ class OpenAIBackend:
                 if event is DONE:
                     stream.done = True
                     break
+                received = len(stream.content)
                 self._apply_event(stream, event, on_text)
+                if len(stream.content) > received and ends_here(options, "".join(stream.content), stream.content[-1]):
+                    stream.finish_reason = "length"  # the turn ends it here; closing the connection stops the server
+                    break
         except (socket.timeout, TimeoutError):
             raise ModelError(f"{self._where()} stopped sending after {self.read_timeout:g} s of silence, "
                              f"with {stream.received_chars()} characters of the answer received; it may be "

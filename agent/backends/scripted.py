@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from agent.errors import AgentError
 from agent.core.toolcalls import parse_tool_calls
-from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats
+from agent.backends.base import Message, ModelError, ModelTurn, ToolCall, TurnOptions, TurnStats, ends_here
 
 
 def load_script(path: Path) -> list[dict[str, Any]]:
@@ -87,17 +87,22 @@ class ScriptedBackend:
         raw = spec.get("raw", spec.get("text", ""))
         if spec.get("prefill"):
             self._prefill(*spec["prefill"], on_progress=on_progress)
+        streamed, halted = "", False
         for piece in re.findall(r"\S+\s*|\s+", raw):
             if spec.get("delay"):
                 time.sleep(float(spec["delay"]))
             if on_text:
                 on_text(piece)
+            streamed += piece
+            if ends_here(options, streamed, piece):
+                raw, halted = streamed, True  # as a model would, the script stops where the turn ends it
+                break
         if spec.get("interrupt"):
             raise KeyboardInterrupt
         if "error" in spec:
             raise ModelError(str(spec["error"]))
         names = {t["function"]["name"] for t in tools}
-        if "raw" in spec:
+        if "raw" in spec or halted:
             parsed = parse_tool_calls(raw, names)
             text, calls, reasoning, error = parsed.text, parsed.calls, parsed.reasoning, parsed.error
         else:
@@ -109,4 +114,5 @@ class ScriptedBackend:
                           prefill_seconds=float(prefill_seconds), decode_seconds=float(decode_seconds),
                           seconds=time.perf_counter() - start)
         return ModelTurn(text=text, tool_calls=calls, raw=raw, reasoning=reasoning, format_error=error,
-                         finish_reason=spec.get("finish_reason", "tool_calls" if calls else "stop"), stats=stats)
+                         finish_reason="length" if halted else spec.get("finish_reason", "tool_calls" if calls else "stop"),
+                         stats=stats)

@@ -275,7 +275,7 @@ class Agent:
             avoid = frozenset()  # a call is required and every tool is out of reach: let the steer go
         sampling = steered_sampling(self._steers_total) if steered else (planned.sampling if planned else None)
         return TurnOptions(sampling=sampling, require_call=require_call, avoid_tools=avoid,
-                           reply=planned.reply if planned else None)
+                           reply=planned.reply if planned else None, stop_when=planned.stop_when if planned else None)
 
     def _on_text(self, delta: str) -> None:
         self._check_interrupt()

@@ -41,7 +41,8 @@ from agent.core.trace_probe import HEADER as PROBE_HEADER
 from agent.core.trace_probe import UNRUN_HEADER, coverage_command, probe_command
 from agent.core.values import value_hints
 from agent.core.workflow_text import (code_block, defines, error_lines, failing_tests, file_text, language_of,
-                                      parsing_prefix, progress, tests_in, trimmed, unnumbered, without_line_number)
+                                      parsing_prefix, progress, runs_away, tests_in, trimmed, unnumbered,
+                                      without_line_number, without_repeats)
 from agent.prompts import render_prompt
 
 if TYPE_CHECKING:
@@ -188,7 +189,9 @@ class FixWorkflow:
             if function:
                 limit = max(NEW_FILE_TOKENS // 2, len(function_source(before or "", function)) // 2 + 256)
             sampling = TurnSampling(*ATTEMPT_SAMPLING, seed=100 * self.attempt + self.resampled) if self.resampled else None
-            return TurnOptions(sampling=sampling, reply=Reply("code", language=language_of(path), max_tokens=limit))
+            language = language_of(path)
+            return TurnOptions(sampling=sampling, reply=Reply("code", language=language, max_tokens=limit),
+                               stop_when=runs_away if language == "python" else None)
         if self.stage == "answer" and self.question:
             # the grammar has it quote and work through the code before it answers: asked in
             # prose to do so, a 1.5B gave the first constant it saw (8000 for BASE_PORT + 80)
@@ -216,12 +219,13 @@ class FixWorkflow:
         return self.stage in ("diagnose", "answer")  # prose cut at its bound still says what it found
 
     def salvage_cut_reply(self, reply: str) -> str | None:
-        """A rewrite cut at its bound, kept without its unfinished tail when what is left parses (a
-        small model writing tests often runs on repeating them); None when nothing can be kept."""
+        """A rewrite cut at its bound, or where it ran on repeating a line, kept without its
+        unfinished tail and repeats when what is left parses (a small model writing tests often runs
+        on repeating them); None when nothing can be kept."""
         if self.stage != "rewrite":
             return None
         language = language_of(self.targets[self.written])
-        kept = parsing_prefix(code_block(reply)) if language == "python" else None
+        kept = parsing_prefix(without_repeats(code_block(reply))) if language == "python" else None
         return f"```{language}\n{kept}```" if kept else None
 
     def on_cut_reply(self, agent: Agent, tokens: int) -> bool:

@@ -4,11 +4,13 @@ code blocks of replies; plain functions over text."""
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 from pathlib import Path
 from typing import Iterable
 
 MAX_SALVAGED_LINES = 40  # a cut Python file loses at most this many lines of its tail to parse
+RUNAWAY_REPEATS = 3  # one line written this many times in a row: the model is running on
 MAX_FAILURE_LINES = 40
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
@@ -72,6 +74,23 @@ def progress(before: str, after: str) -> bool:
     """Whether the tests went forward: more passed and fewer failed than before."""
     old, new = test_counts(before), test_counts(after)
     return old is not None and new is not None and new[0] > old[0] and new[1] < old[1]
+
+
+def runs_away(text: str) -> bool:
+    """The text's last whole lines are one non-blank line RUNAWAY_REPEATS times over: a 1.5B writing
+    tests went on with `assert mathutil.clamp(10, 10, 10) == 10` to its token bound (800 tokens,
+    30 s), twice in one run."""
+    last = text.split("\n")[:-1][-RUNAWAY_REPEATS:]
+    return len(last) == RUNAWAY_REPEATS and bool(last[0].strip()) and all(line == last[0] for line in last)
+
+
+def without_repeats(code: str) -> str:
+    """Each run of one non-blank line written RUNAWAY_REPEATS times or more, as that line once."""
+    kept = []
+    for line, run in itertools.groupby(code.split("\n")):
+        copies = len(list(run))
+        kept += [line] * (1 if line.strip() and copies >= RUNAWAY_REPEATS else copies)
+    return "\n".join(kept)
 
 
 def parsing_prefix(code: str) -> str | None:
