@@ -339,6 +339,9 @@ def test_runaway_lines_are_told_from_lines_that_only_look_alike():
     assert not runs_away("    assert f(1) == 1\n    assert f(1) == 1\n    assert f(1")  # the third is not whole yet
     code = "a\nb\nb\nc\nc\nc\nc\n\n\n\nd"
     assert without_repeats(code) == "a\nb\nb\nc\n\n\n\nd"  # two copies and blank lines stay
+    pair = "    assert f(1) == 1\n    assert f(5) == 5\n"  # the 1.5B's second shape: two lines in turn
+    assert runs_away("def test():\n" + pair * 3) and not runs_away("def test():\n" + pair * 2)
+    assert without_repeats("def test():\n" + pair * 5 + "    assert f(") == "def test():\n" + pair + "    assert f("
 
 
 def test_tests_that_pass_without_the_name_the_task_asks_for_fail_the_attempt(repo):

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Iterable
 
 MAX_SALVAGED_LINES = 40  # a cut Python file loses at most this many lines of its tail to parse
-RUNAWAY_REPEATS = 3  # one line written this many times in a row: the model is running on
+RUNAWAY_REPEATS = 3  # one block of lines written this many times in a row: the model is running on
+MAX_RUNAWAY_PERIOD = 3  # lines in such a block
 MAX_FAILURE_LINES = 40
 LANGUAGES = {".py": "python", ".js": "javascript", ".ts": "typescript", ".sh": "bash", ".toml": "toml",
              ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown", ".go": "go", ".rs": "rust"}
@@ -76,20 +77,33 @@ def progress(before: str, after: str) -> bool:
     return old is not None and new is not None and new[0] > old[0] and new[1] < old[1]
 
 
+def _copies(lines: list[str], start: int, period: int) -> int:
+    """How many times in a row the `period` lines at `start` occur there (0 for a blank block)."""
+    block = lines[start : start + period]
+    if len(block) < period or not any(line.strip() for line in block):
+        return 0
+    copies = 1
+    while lines[start + copies * period : start + (copies + 1) * period] == block:
+        copies += 1
+    return copies
+
+
 def runs_away(text: str) -> bool:
-    """The text's last whole lines are one non-blank line RUNAWAY_REPEATS times over: a 1.5B writing
-    tests went on with `assert mathutil.clamp(10, 10, 10) == 10` to its token bound (800 tokens,
-    30 s), twice in one run."""
-    last = text.split("\n")[:-1][-RUNAWAY_REPEATS:]
-    return len(last) == RUNAWAY_REPEATS and bool(last[0].strip()) and all(line == last[0] for line in last)
+    """The text's last whole lines are one block of 1..MAX_RUNAWAY_PERIOD lines RUNAWAY_REPEATS times
+    over: a 1.5B writing tests went on with `assert mathutil.clamp(10, 10, 10) == 10` (and with
+    two such lines in turn) to its token bound, 800 tokens and 30 s a draw."""
+    lines = text.split("\n")[:-1]  # whole lines
+    return any(_copies(lines, len(lines) - RUNAWAY_REPEATS * period, period) >= RUNAWAY_REPEATS
+               for period in range(1, MAX_RUNAWAY_PERIOD + 1) if len(lines) >= RUNAWAY_REPEATS * period)
 
 
 def without_repeats(code: str) -> str:
-    """Each run of one non-blank line written RUNAWAY_REPEATS times or more, as that line once."""
-    kept = []
-    for line, run in itertools.groupby(code.split("\n")):
-        copies = len(list(run))
-        kept += [line] * (1 if line.strip() and copies >= RUNAWAY_REPEATS else copies)
+    """Each block of lines written RUNAWAY_REPEATS times or more in a row, as that block once."""
+    lines, kept, i = code.split("\n"), [], 0
+    while i < len(lines):
+        period = next((p for p in range(1, MAX_RUNAWAY_PERIOD + 1) if _copies(lines, i, p) >= RUNAWAY_REPEATS), 0)
+        kept += lines[i : i + max(period, 1)]
+        i += period * _copies(lines, i, period) if period else 1
     return "\n".join(kept)
 
 
