@@ -22,7 +22,7 @@ from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
 from .kv_cache import KVCache
-from .linear import ACTIVATIONS, activations_of, prefill_dtype_of, resolve_prefill_dtype, set_activations, set_prefill_dtype
+from .linear import activations_of, check_activations, prefill_dtype_of, resolve_prefill_dtype, set_activations, set_prefill_dtype
 from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
 from .tokenizer import Tokenizer
@@ -205,10 +205,9 @@ class Engine:
             raise EngineError(f"context size must be at least 2 tokens, got {n_ctx}")
         try:
             prefill_dtype_ = resolve_prefill_dtype(prefill_dtype)
+            check_activations(activations)
         except ValueError as e:
             raise EngineError(str(e)) from None
-        if activations not in ACTIVATIONS:
-            raise EngineError(f"activations must be {', '.join(ACTIVATIONS)}; not '{activations}'")
         if dev.type == "cpu" and kernels.cpu is not None:
             kernels.cpu.set_num_threads(torch.get_num_threads())
         gguf = GGUFFile(path)

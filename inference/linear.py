@@ -69,13 +69,17 @@ ACTIVATIONS = ("auto", "int16", "int8")
 AUTO_INT8_TYPES = frozenset({QType.Q4_K, QType.Q6_K})
 
 
+def check_activations(name: str) -> None:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activations must be {', '.join(ACTIVATIONS)}; not '{name}'")
+
+
 def set_activations(model: nn.Module, activations: str) -> None:
     """How the packed kernels round a few rows' activations: int16 per 32 values (~1e-4 relative
     error on logits) or int8 as llama.cpp does (per 256 values for K-quants, per 32 for the
     32-weight types; Q2_K, Q3_K, Q5_K and float weights keep int16): fewer instructions per
     weight, coarser. "auto": int8 for the types in AUTO_INT8_TYPES."""
-    if activations not in ACTIVATIONS:
-        raise ValueError(f"activations must be {', '.join(ACTIVATIONS)}; not '{activations}'")
+    check_activations(activations)
     for module in model.modules():
         if isinstance(module, PackedLinear):
             module.int8_activations = activations == "int8" or (activations == "auto" and module.qtype in AUTO_INT8_TYPES)

@@ -101,9 +101,10 @@ def without_repeats(code: str) -> str:
     """Each block of lines written RUNAWAY_REPEATS times or more in a row, as that block once."""
     lines, kept, i = code.split("\n"), [], 0
     while i < len(lines):
-        period = next((p for p in range(1, MAX_RUNAWAY_PERIOD + 1) if _copies(lines, i, p) >= RUNAWAY_REPEATS), 0)
-        kept += lines[i : i + max(period, 1)]
-        i += period * _copies(lines, i, period) if period else 1
+        period, copies = next(((p, c) for p in range(1, MAX_RUNAWAY_PERIOD + 1)
+                               if (c := _copies(lines, i, p)) >= RUNAWAY_REPEATS), (1, 1))
+        kept += lines[i : i + period]
+        i += period * copies
     return "\n".join(kept)
 
 
