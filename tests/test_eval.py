@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine_tools.evaluate import AgentRun
+from agent.engine_tools.evaluate import LOAD_MARGIN_S, AgentRun, agent_time_limit
 from agent.frontends.cli import main
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -102,6 +102,16 @@ def test_a_timeout_is_reported_and_kills_the_agent_and_its_commands(suite, tmp_p
     assert row["seconds"] < 30
     sleeper = int(pid_file.read_text())
     assert not _running(sleeper)
+
+
+def test_the_agent_is_told_its_time_limit_less_the_loading(suite, tmp_path, capsys):
+    seen = tmp_path / "cmdline"  # the agent process's arguments, read by the command it runs
+    turns = [{"tool_calls": [call("shell", command=f"tr '\\0' ' ' < /proc/$PPID/cmdline > {seen}")]},
+             {"text": "Looked."}]
+    code, report, _ = evaluate(suite, turns)
+    assert code == 0 and report["rows"][0]["status"] == "done"
+    assert f"--max-time {120 - LOAD_MARGIN_S:g} " in seen.read_text()  # meta.toml's time_limit = 120
+    assert agent_time_limit(300) == 270 and agent_time_limit(8) == 6  # short limits keep three quarters
 
 
 def test_answer_contains_is_required(suite, capsys):

@@ -1,5 +1,6 @@
 """The fix workflow: reproduce -> locate -> (choose) -> diagnose -> rewrite -> validate -> answer;
-a failed attempt is undone and the next one sampled; the free loop after MAX_ATTEMPTS."""
+a failed attempt is undone and the next one sampled; the free loop after MAX_ATTEMPTS (or, under
+--max-time, once another attempt no longer fits)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,25 @@ def test_after_max_attempts_the_free_loop_takes_over_with_the_files_as_they_were
     assert [o.sampling.seed for o in backend.options_requested[2:-1:2]] == list(range(1, MAX_ATTEMPTS))
     assert (repo / "calc.py").read_text() == CALC and agent.workflow.stage == "free"
     assert result.status == "done"
+
+
+def test_under_max_time_attempts_go_on_while_the_longest_so_far_fits(repo, monkeypatch):
+    # the agent's clock moves 10 s per model turn: an attempt (diagnosis and rewrite) takes 20 s
+    import agent.core.loop as loop_module
+    from agent.backends.scripted import ScriptedBackend
+    turns_taken = []
+    original = ScriptedBackend.complete
+    monkeypatch.setattr(ScriptedBackend, "complete", lambda self, *a, **k: turns_taken.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(loop_module, "time", type("Clock", (), {"monotonic": staticmethod(lambda: 10.0 * len(turns_taken))}))
+    attempts = [turn for i in range(12) for turn in (DIAGNOSIS, no_better(i))]
+    script = attempts[:16] + [{"text": "I could not fix it."}]
+    agent, backend, _, result = run_scripted(repo, script, "The tests fail. Fix calc.py.",
+                                             Limits(workflow="fix", max_seconds=175))
+    # after 8 attempts (160 s) 15 s are left, less than an attempt takes: the free loop has them
+    seeds = [o.sampling.seed for o in backend.options_requested[2:-1:2]]
+    assert seeds == list(range(1, 8)) and len(seeds) > MAX_ATTEMPTS - 1
+    assert backend.options_requested[-1] == TurnOptions() and agent.workflow.stage == "free"
+    assert result.status == "done" and (repo / "calc.py").read_text() == CALC
 
 
 def test_a_rewrite_that_copies_the_file_is_told_so_and_drawn_again(repo):

@@ -406,9 +406,17 @@ class Agent:
         self._check_time()
 
     def _check_time(self) -> None:
-        elapsed = time.monotonic() - self._start
-        if self.limits.max_seconds is not None and elapsed > self.limits.max_seconds:
-            raise LimitReached(f"stopped after {elapsed:.0f} s (--max-time {self.limits.max_seconds:.0f})")
+        left = self.time_left()
+        if left is not None and left < 0:
+            raise LimitReached(f"stopped after {self.elapsed():.0f} s (--max-time {self.limits.max_seconds:.0f})")
+
+    def elapsed(self) -> float:
+        """Seconds since this run began."""
+        return time.monotonic() - self._start
+
+    def time_left(self) -> float | None:
+        """Seconds this run has left under --max-time; None without a limit."""
+        return None if self.limits.max_seconds is None else self.limits.max_seconds - self.elapsed()
 
     def context_tokens(self) -> int:
         """How many tokens the conversation takes now (what the next request would send)."""

@@ -20,7 +20,9 @@ attempt and the new output, a 1.5B wrote the same diagnosis again word for word 
 docs/benchmarks.md), so a failed attempt is not kept as feedback. Once the command passes, or for a question once the files
 are read, the model writes the answer. The agent's own steps go through the same tools,
 permissions and events as the model's calls. After MAX_ATTEMPTS, or when a file is too big to
-write whole, the free loop takes over. `free` is the plain loop.
+write whole, the free loop takes over; under --max-time, attempts go on while the longest one so
+far still fits in the time left (best-of-n with n set by the budget, not a count). `free` is the
+plain loop.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
 WORKFLOWS = ("auto", "fix", "free")
 SMALL_MODEL_PARAMETERS = 4_000_000_000
-MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over
+MAX_ATTEMPTS = 6  # independent attempts before the free loop takes over, without --max-time
 MAX_REWRITE_LINES = 300  # a longer file is edited in the free loop, not written whole
 NEW_FILE_TOKENS = 800  # a rewrite's token bound: this for a new file, more for a long one
 README_NAMES = ("README.md", "README.rst", "README.txt", "README")
@@ -100,6 +102,8 @@ class FixWorkflow:
     repair: tuple | None = None  # while only the new tests are rewritten: the state to go back to
     new_tests_failing: list[str] = field(default_factory=list)  # the new tests a test repair is about
     diagnosis: str = ""  # this attempt's: what must change
+    attempt_began: float = 0.0  # the run's seconds when this attempt began
+    longest_attempt: float = 0.0  # seconds the longest attempt so far took
     _asked: bool = False  # this stage's request is in the conversation
 
     def start(self, agent: Agent) -> None:
@@ -375,10 +379,19 @@ class FixWorkflow:
 
     def _next_attempt(self, agent: Agent) -> None:
         self.attempt += 1
-        if self.attempt >= MAX_ATTEMPTS:
+        self.longest_attempt = max(self.longest_attempt, agent.elapsed() - self.attempt_began)
+        if self._out_of_attempts(agent.time_left()):
             self._enter("free")
         else:
             self._begin_attempt(agent)
+
+    def _out_of_attempts(self, time_left: float | None) -> bool:
+        """Without a time limit, MAX_ATTEMPTS; with one, whether another attempt as long as the
+        longest so far no longer fits (fix_slugify and merge_intervals ended 6 failed attempts with
+        half of their 300 s left)."""
+        if time_left is None:
+            return self.attempt >= MAX_ATTEMPTS
+        return time_left < self.longest_attempt
 
     def _set_targets(self, targets: list[str]) -> None:
         """The files to rewrite; a test file among them when the task asks for a test (a 1.5B that
@@ -409,6 +422,7 @@ class FixWorkflow:
 
     def _begin_attempt(self, agent: Agent) -> None:
         self.written = self.resampled = 0
+        self.attempt_began = agent.elapsed()
         self.attempt_start = len(agent.messages)
         self._enter("diagnose")
 

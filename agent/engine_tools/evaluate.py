@@ -22,6 +22,7 @@ from agent.errors import AgentError
 
 DEFAULT_TIME_LIMIT_S = 600.0
 CHECK_TIME_LIMIT_S = 300.0
+LOAD_MARGIN_S = 30.0  # of a task's time limit, kept for loading the model: the agent is told the rest (--max-time)
 INTERRUPT_GRACE_S = 10.0  # after SIGINT the agent stops its shell commands and saves the session
 CHECKER_NAMES = ("check.py", "check.sh")
 # the agent runs pytest in the copy; its caches are not changes the agent made
@@ -183,7 +184,7 @@ def _stop(process: subprocess.Popen) -> None:
 def run_agent(task: EvalTask, workdir: Path, scratch: Path, agent_flags: list[str], time_limit: float) -> AgentRun:
     events_file, log_file = scratch / "events.jsonl", scratch / "agent.log"
     command = [sys.executable, "-m", "agent", "run", str(task.directory / "task.md"), "--output-format", "stream-json",
-               "--permission-mode", "yolo", *agent_flags]
+               "--permission-mode", "yolo", "--max-time", f"{agent_time_limit(time_limit):g}", *agent_flags]
     start = time.monotonic()
     with events_file.open("wb") as out, log_file.open("wb") as err:
         process = subprocess.Popen(command, cwd=workdir, env=_environment(scratch / "sessions"), stdin=subprocess.DEVNULL,
@@ -205,6 +206,12 @@ def run_agent(task: EvalTask, workdir: Path, scratch: Path, agent_flags: list[st
     status = "timeout" if timed_out else result.get("status", "crashed")
     return AgentRun(status=status, exit_code=None if timed_out else process.returncode,
                     answer=result.get("answer") or "", events=events, seconds=seconds)
+
+
+def agent_time_limit(time_limit: float) -> float:
+    """The --max-time a task's agent gets: its time limit less the model's loading, so that it
+    stops on its own (its best validated edit in place) before it would be killed."""
+    return round(max(time_limit - LOAD_MARGIN_S, time_limit * 0.75), 1)
 
 
 def check_task(task: EvalTask, workdir: Path, answer: str, scratch: Path) -> tuple[bool, str]:
@@ -356,7 +363,8 @@ def add_parser(sub, parents: list) -> None:
                           help="the folder of tasks (default benchmarks/tasks)")
     evaluate.add_argument("--tasks", metavar="A,B", help="run only these tasks (folder names, comma-separated)")
     evaluate.add_argument("--time-limit", type=float, metavar="SECONDS",
-                          help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600)")
+                          help="wall-clock limit per task, model loading included (default: each task's meta.toml, else 600); "
+                               f"the agent is told it, less {LOAD_MARGIN_S:.0f} s for loading, as --max-time")
     evaluate.add_argument("--max-turns", type=int, metavar="N", help="passed to `agent run` (default 30)")
     evaluate.add_argument("--workflow", choices=["free", "fix", "auto"], help="passed to `agent run` (default: auto)")
     evaluate.add_argument("--ablate", nargs="?", const="all", metavar="N,M",
