@@ -473,6 +473,26 @@ def test_when_only_the_new_test_fails_the_code_is_kept_and_the_test_rewritten(re
                                                        stop_when=runs_away)
 
 
+def test_new_tests_that_leave_out_what_the_task_adds_are_rewritten_alone(repo):
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    elsewhere = {"text": f"```python\n{TEST}\n\ndef test_add_negative():\n    assert add(-1, 1) == 0\n```"}
+    turns = [both, DIAGNOSIS, SUBTRACT, elsewhere, DIAGNOSIS, elsewhere, DIAGNOSIS, SUBTRACT, subtract_test(1), ANSWERED]
+    result, backend, events, agent = run(repo, turns, task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done", result
+    # the first tests pass and never call subtract: the code is kept, the tests alone rewritten
+    request = backend.requests[4][-1]["content"]
+    assert "the task asks for a test of `subtract`, and no test uses it" in request
+    assert "The code stays as it is; the tests are what changes now." in request and "def subtract(a, b)" in request
+    assert "fails:" not in request  # the tests passed: no failure is shown
+    # the rewritten tests still leave it out: code and tests go back to before the attempt
+    third = backend.requests[6][-1]["content"]
+    assert "def subtract" not in third and "The code stays as it is" not in third
+    assert "the task asks for a test of `subtract`, and no test uses it" in third  # what it learned stays
+    assert "assert subtract(3, 2) == 1" in (repo / "tests" / "test_calc.py").read_text()
+
+
 def test_a_test_repair_that_fails_puts_code_and_tests_back_as_they_were(repo):
     (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
     init_and_commit(repo)

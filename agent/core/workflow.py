@@ -164,7 +164,7 @@ class FixWorkflow:
             files = [(path, language_of(path), self.original.get(path)) for path in shown]
             text = render_prompt("workflow/diagnose.md", files=files, failure=trimmed(self.failure),
                                  command=self.command, task=self.task, lessons=self.lessons, trace=self.trace,
-                                 new_tests_failing=self.new_tests_failing)
+                                 new_tests_failing=self.new_tests_failing, tests_only=self.repair is not None)
         elif self.stage == "rewrite":
             path = self.targets[self.written]
             text = render_prompt("workflow/rewrite_file.md", path=path, language=language_of(path),
@@ -299,6 +299,12 @@ class FixWorkflow:
             if asks_for_tests(self.task) and (tests_in(file_text(root, p) for p in tests)
                                               <= tests_in(self.initial.get(p) for p in tests)):
                 unmet.append("the task asks for a new test, and no test was added")
+            elif asks_for_tests(self.task) and self._untested(root, tests):
+                lesson = f"the task asks for a test of {self._untested(root, tests)}, and no test uses it"
+                if not unmet and self.repair is None:  # the code may be right: the tests are rewritten alone
+                    self._repair_tests(agent, "", [], [lesson])
+                    return
+                unmet.append(lesson)
             failed = bool(unmet)
         if not failed and asks_for_tests(self.task) and self.coverage_rounds < MAX_COVERAGE_ROUNDS:
             unrun = self._unrun(agent)
@@ -353,7 +359,9 @@ class FixWorkflow:
         root = agent.env.workspace.root
         self.failed_edits.append({p: file_text(root, p) for p in self.targets})
         if self.repair is not None:  # the code was not right after all: back to before its attempt
+            learned = self.lessons  # what the repair met stays known to the next attempts
             self.original, self.targets, self.failure, self.lessons, self.trace = self.repair
+            self._learn(learned)
             self.repair, self.new_tests_failing = None, []
             self.written = len(self.targets) - 1
         self._undo(agent)
@@ -369,13 +377,22 @@ class FixWorkflow:
         new = [name for path, name in failing if path in tests and not defines(self.initial.get(path), name)]
         return list(dict.fromkeys(new)) if failing and len(new) == len(failing) else []
 
-    def _repair_tests(self, agent: Agent, output: str, names: list[str]) -> None:
-        """Only tests the attempt added fail: keep its code and rewrite just the tests, once (a
-        1.5B's --limit was right, and its new test expected `3 three` from a text with one
-        "three"); when that fails too, everything goes back to before the attempt."""
+    def _repair_tests(self, agent: Agent, output: str, names: list[str], lessons: list[str] | None = None) -> None:
+        """Only tests the attempt added fail (`names`), or its tests leave out what the task adds
+        (`lessons`): keep its code and rewrite just the tests, once (a 1.5B's --limit was right,
+        and its new test expected `3 three` from a text with one "three"); when that fails too,
+        everything goes back to before the attempt."""
         self.repair = (dict(self.original), list(self.targets), self.failure, list(self.lessons), self.trace)
         self.new_tests_failing = names
-        self._keep_attempt(agent, output, only_tests=True)
+        self._keep_attempt(agent, output, lessons, only_tests=True)
+
+    def _untested(self, root: Path, tests: list[str]) -> str:
+        """The names the task adds, quoted, when the tests use none of them (a 1.5B asked to cover
+        a new --skip-blank flag with a test added one that never passed it); "" otherwise."""
+        texts = [file_text(root, p) or "" for p in tests]
+        if not self.introduced or any(name in text for name in self.introduced for text in texts):
+            return ""
+        return " or ".join(f"`{name}`" for name in self.introduced)
 
     def _next_attempt(self, agent: Agent) -> None:
         self.attempt += 1
