@@ -21,7 +21,7 @@ from .grammar import GrammarConstraint
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
-from .kv_cache import KVCache
+from .kv_cache import KV_CACHE_TYPES, KVCache
 from .linear import activations_of, check_activations, prefill_dtype_of, resolve_prefill_dtype, set_activations, set_prefill_dtype
 from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
@@ -151,14 +151,15 @@ class Engine:
     def __init__(self, gguf: GGUFFile, model: torch.nn.Module, tokenizer: Tokenizer,
                  chat_template: ChatTemplate | None, device: torch.device, dtype: torch.dtype,
                  n_ctx: int, packed_weights: bool, mtp_head: MTPHead | None = None, spec: str = "off",
-                 spec_n_max: int = 3, warnings: list[str] | None = None, draft_model: torch.nn.Module | None = None):
+                 spec_n_max: int = 3, warnings: list[str] | None = None, draft_model: torch.nn.Module | None = None,
+                 kv_cache: str = "auto"):
         self.gguf, self.model, self.tokenizer, self.chat_template = gguf, model, tokenizer, chat_template
-        self.device, self.dtype, self.packed_weights = device, dtype, packed_weights
-        self.cache = model.new_cache(n_ctx, dtype)
+        self.device, self.dtype, self.packed_weights, self.kv_cache = device, dtype, packed_weights, kv_cache
+        self.cache = model.new_cache(n_ctx, dtype, kv_cache)
         self.mtp_head = mtp_head
-        self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype) if mtp_head is not None else None
+        self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype, kv_cache) if mtp_head is not None else None
         self.ngram_drafter = NgramDrafter()
-        self.draft_drafter = DraftModelDrafter(draft_model, n_ctx, dtype) if draft_model is not None else None
+        self.draft_drafter = DraftModelDrafter(draft_model, n_ctx, dtype, kv_cache) if draft_model is not None else None
         self.spec, self.spec_n_max = spec, spec_n_max
         self.step_costs = StepCosts()  # measured verify and draft costs, which auto's draft lengths weigh
         self.warnings = warnings or []  # things the user should know that did not stop the load
@@ -177,7 +178,7 @@ class Engine:
     def load(cls, path: str | Path, device: str = "auto", n_ctx: int | None = None, weights: str = "auto",
              chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
              mtp: str | Path | None = None, draft_model: str | Path | None = None,
-             prefill_dtype: str = "auto", activations: str = "auto") -> "Engine":
+             prefill_dtype: str = "auto", activations: str = "auto", kv_cache: str = "auto") -> "Engine":
         """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
         dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
@@ -186,7 +187,8 @@ class Engine:
         or an mtp-*.gguf next to it); draft_model: a smaller model of the same vocabulary that drafts
         (llama.cpp's -md), used by "auto" and "draft"; prefill_dtype: the GEMM dtype of packed
         weights' many-row (prefill) path, "auto" = bfloat16 where the CPU has it natively;
-        activations: how their few-row kernels round activations, "int16", "int8" or "auto"."""
+        activations: how their few-row kernels round activations, "int16", "int8" or "auto";
+        kv_cache: "auto" (the compute dtype) or "q8" (8-bit blocks, a quarter of float32's memory)."""
         if weights not in ("auto", "packed", "dense"):
             raise EngineError(f"weights must be auto, packed or dense, not '{weights}'")
         if spec not in SPEC_MODES:
@@ -201,6 +203,8 @@ class Engine:
         if weights == "packed" and not packed:
             raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension), "
                               "--device cpu and float32")
+        if kv_cache not in KV_CACHE_TYPES:
+            raise EngineError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
         if n_ctx is not None and n_ctx < 2:
             raise EngineError(f"context size must be at least 2 tokens, got {n_ctx}")
         try:
@@ -223,7 +227,8 @@ class Engine:
         gguf.release_pages()
         ctx = n_ctx or min(model.cfg.context_length, DEFAULT_MAX_CONTEXT)
         template = cls._chat_template(gguf, tokenizer, chat_template)
-        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting)
+        return cls(gguf, model, tokenizer, template, dev, dtype_, ctx, packed, head, spec, spec_n_max, warnings, drafting,
+                   kv_cache)
 
     @staticmethod
     def _draft_model(path: str | Path | None, tokenizer: Tokenizer, spec: str, device: torch.device, dtype: torch.dtype,

@@ -28,8 +28,8 @@ def state_bytes(state_values: int, max_rollback: int = MAX_ROLLBACK) -> int:
 class HybridCache(KVCache):
     def __init__(self, n_attn: int, n_head_kv: int, head_dim: int, n_recurrent: int, n_v_heads: int, dk: int, dv: int,
                  conv_dim: int, conv_kernel: int, max_tokens: int, dtype: torch.dtype, device: torch.device,
-                 max_rollback: int = MAX_ROLLBACK):
-        super().__init__(n_attn, n_head_kv, head_dim, max_tokens, dtype, device)
+                 max_rollback: int = MAX_ROLLBACK, kv_type: str = "auto"):
+        super().__init__(n_attn, n_head_kv, head_dim, max_tokens, dtype, device, kv_type)
         f32 = dict(dtype=torch.float32, device=device)
         self.ssm = torch.zeros(n_recurrent, n_v_heads, dk, dv, **f32)
         self.conv = torch.zeros(n_recurrent, conv_dim, conv_kernel - 1, **f32)

@@ -61,8 +61,8 @@ class MTPHead(nn.Module):
         """The token of an index into the logits forward returned."""
         return index if self.draft_ids is None else int(self.draft_ids[index])
 
-    def new_cache(self, max_tokens: int, dtype: torch.dtype) -> KVCache:
-        return KVCache(1, self.cfg.n_head_kv, self.cfg.head_dim, max_tokens, dtype, self.device)
+    def new_cache(self, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto") -> KVCache:
+        return KVCache(1, self.cfg.n_head_kv, self.cfg.head_dim, max_tokens, dtype, self.device, kv_type)
 
     def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, start: int, cache: KVCache,
                 logits_for: str = "all") -> tuple[torch.Tensor, torch.Tensor]:

@@ -63,6 +63,11 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     return F.silu(gate) * up
 
 
+def _layer_ptr(t: torch.Tensor, layer: int) -> int:
+    """The address of one layer of a cache tensor; 0 for an empty one (no q8 scales)."""
+    return t.data_ptr() + layer * t.stride(0) * t.element_size() if t.numel() else 0
+
+
 def attention(qkv: torch.Tensor, layer: int, start: int, cache: KVCache, rotary: Rotary, rotations: torch.Tensor,
               mask: torch.Tensor | None, qk_norm: torch.Tensor | None, heads: HeadShape) -> torch.Tensor:
     """Self-attention of rows at positions start.. given their fused q|k|v projections
@@ -70,14 +75,14 @@ def attention(qkv: torch.Tensor, layer: int, start: int, cache: KVCache, rotary:
     weight row per q head, then per k head), rotary embedding, K/V written into the cache, then
     grouped-query attention over all cached positions. Returns [n, n_head * head_dim]."""
     n, hd = qkv.shape[0], heads.head_dim
-    if n <= FUSED_ATTENTION_MAX_ROWS and _fused(qkv, cache.k) and (qk_norm is None or _fused(qk_norm)):
+    if n <= FUSED_ATTENTION_MAX_ROWS and _fused(qkv) and cache.k.is_cpu and (qk_norm is None or _fused(qk_norm)) \
+            and (cache.quantized or cache.k.dtype is torch.float32):
         out = torch.empty(n, heads.n_head * hd, dtype=torch.float32)
-        layer_stride = cache.k.stride(0) * cache.k.element_size()
         kernels.cpu.attention(
             qkv.data_ptr(), n, heads.n_head, heads.n_head_kv, hd, rotary.cfg.dim, rotary.inv_freq.data_ptr(),
             rotary.mscale, 0 if qk_norm is None else qk_norm.data_ptr(), heads.rms_eps,
-            cache.k.data_ptr() + layer * layer_stride, cache.v.data_ptr() + layer * layer_stride,
-            cache.max_tokens, start, out.data_ptr(),
+            _layer_ptr(cache.k, layer), _layer_ptr(cache.v, layer), _layer_ptr(cache.k_scale, layer),
+            _layer_ptr(cache.v_scale, layer), cache.block, cache.max_tokens, start, out.data_ptr(),
         )
         return out
     n_qk = heads.n_head + heads.n_head_kv

@@ -27,6 +27,7 @@ class EngineSettings:
     dtype: str = "auto"
     prefill_dtype: str = "auto"
     activations: str = "auto"
+    kv_cache: str = "auto"
     chat_template: Path | None = None
     temperature: float = 0.0
     spec: str = "auto"
@@ -43,6 +44,7 @@ class EngineSettings:
         return cls(model=flags.model or backend.get("model"), device=flags.device,
                    ctx=flags.ctx or backend.get("context_window"), weights=flags.weights, dtype=flags.dtype,
                    prefill_dtype=flags.prefill_dtype, activations=flags.activations,
+                   kv_cache=flags.kv_cache if flags.kv_cache != "auto" else backend.get("kv_cache", "auto"),
                    chat_template=flags.chat_template, temperature=float(temperature),
                    spec=flags.spec or backend.get("spec", "auto"), spec_n_max=flags.spec_n_max, mtp=flags.mtp,
                    draft_model=flags.draft_model or backend.get("draft_model"),
@@ -62,7 +64,7 @@ class EngineSettings:
         start = time.perf_counter()
         engine = Engine.load(path, device=self.device, n_ctx=self.ctx, weights=self.weights, chat_template=template,
                              dtype=self.dtype, spec=self.spec, spec_n_max=self.spec_n_max, mtp=self.mtp, draft_model=draft,
-                             prefill_dtype=self.prefill_dtype, activations=self.activations)
+                             prefill_dtype=self.prefill_dtype, activations=self.activations, kv_cache=self.kv_cache)
         seconds = time.perf_counter() - start
         for warning in engine.warnings:  # e.g. MTP drafting turned off: one line each
             print(f"agent: warning: {warning}", file=sys.stderr)

@@ -61,7 +61,7 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
 KNOWN_KEYS: dict[str, set[str]] = {
     "permissions": {"mode", "allow", "deny"},
     "backend": {"name", "model", "base_url", "api_key", "context_window", "temperature", "max_new_tokens", "max_tokens",
-                "constrain", "spec", "script", "read_timeout", "draft_model"},
+                "constrain", "spec", "script", "read_timeout", "draft_model", "kv_cache"},
     "agent": {"max_turns", "max_time", "look_first", "steer", "auto_test", "workflow", "network"},
     "hooks": {"timeout", "fail_closed", "fail_on", "style"},
     "mcp": {"servers"},  # [mcp.servers.NAME] tables: tools/mcp_client.py checks them

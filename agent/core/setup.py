@@ -48,6 +48,7 @@ class RunSettings:
     dtype: str = "auto"
     prefill_dtype: str = "auto"  # the many-row GEMMs of packed weights: auto, float32 or bfloat16
     activations: str = "auto"  # how the packed kernels round a few rows' activations: auto, int16 or int8
+    kv_cache: str = "auto"  # the attention KV cache's storage: auto (the compute dtype) or q8
     chat_template: Path | None = None
     temperature: float | None = None
     look_first: bool | None = None  # the first turn must call a tool; None: config, else off

@@ -32,6 +32,8 @@ class BenchResult:
     load_seconds: float
     prefill_dtype: str = "float32"  # the GEMMs of prefill's many rows
     activations: str = "int16"  # how decode's packed kernels round activations
+    kv_cache: str = "auto"  # the KV cache's storage
+    kv_cache_bytes: int = 0  # what the KV cache (and recurrent state) holds allocated
     prefill_runs: list[float] = field(default_factory=list)
     decode_runs: list[float] = field(default_factory=list)
 
@@ -71,6 +73,7 @@ def run_bench(engine: Engine, model_path: Path, load_seconds: float, prefill_tok
         decode_tokens_per_second=round(statistics.median(decode), 2),
         peak_rss_bytes=peak, load_seconds=round(load_seconds, 3),
         prefill_dtype=str(engine.prefill_dtype).removeprefix("torch."), activations=engine.activations,
+        kv_cache=engine.kv_cache, kv_cache_bytes=engine.cache.nbytes,
         prefill_runs=[round(x, 2) for x in prefill], decode_runs=[round(x, 2) for x in decode],
     )
 

@@ -267,7 +267,7 @@ def agent_flags_from(args: Any) -> list[str]:
     for dest, flag in (("backend", "--backend"), ("model", "--model"), ("script", "--script"), ("base_url", "--base-url"),
                        ("api_key", "--api-key"), ("temperature", "--temperature"), ("device", "--device"),
                        ("ctx", "--ctx"), ("weights", "--weights"), ("dtype", "--dtype"), ("prefill_dtype", "--prefill-dtype"),
-                       ("activations", "--activations"),
+                       ("activations", "--activations"), ("kv_cache", "--kv-cache"),
                        ("chat_template", "--chat-template"), ("spec", "--spec"),
                        ("spec_draft_n_max", "--spec-draft-n-max"), ("mtp", "--mtp"), ("max_turns", "--max-turns"),
                        ("workflow", "--workflow")):

@@ -64,7 +64,8 @@ DECLARE_MATMUL8(q5_1) DECLARE_MATMUL8(q8_0)
 /* decode_ops.c: the elementwise and attention steps of a decoder layer */
 void rms_norm_rows(float *x, const float *residual, const float *w, float *out, int rows, int dim, float eps);
 void silu_mul_rows(const float *gate_up, float *out, int rows, int dim);
+typedef struct { void *k, *v; uint16_t *k_scale, *v_scale; int qb, max_tokens; } kv_layer;  /* scales NULL: float32 */
 int attention_rows(float *qkv, int rows, int H, int Hkv, int D, int rot, const float *inv_freq, float mscale,
-                   const float *qk_norm, float eps, float *k_cache, float *v_cache, int max_tokens, int start, float *out);
+                   const float *qk_norm, float eps, const kv_layer *cache, int start, float *out);
 
 #endif

@@ -40,7 +40,7 @@ void silu_mul_rows(const float *gate_up, float *out, int rows, int dim) {
  * qkv: [rows, (H + 2*Hkv) * D] as the fused projection wrote it; row i sits at position start+i.
  * Per row: optional per-head RMSNorm of q and k (qk_norm: [H + Hkv, D] weights), rotary embedding
  * of the first rot_dim features (adjacent pairs, angle = position * inv_freq, scaled by mscale),
- * k and v stored into the layer's cache ([Hkv, max_tokens, D]); then each query head attends to
+ * k and v stored into the layer's cache (float32 or q8, below); then each query head attends to
  * positions 0..start+i of its kv head. Query heads sharing a kv head are done together so K and V
  * are read once per group. out: [rows, H * D]. qkv is modified in place. */
 
@@ -128,10 +128,89 @@ static float softmax_numerators(float *s, int n) {
     return total;
 }
 
+/* ---- the 8-bit KV cache: blocks of qb values (32, or the head size where 32 does not divide it),
+ * each with an fp16 scale (llama.cpp's q8_0 layout), rounded exactly as kv_cache.quantize_q8 does
+ * so that a position holds the same bytes whichever path wrote it */
+
+static void quantize_row_q8(const float *x, int D, int qb, int8_t *q, uint16_t *scales) {
+    for (int b = 0; b < D / qb; b++) {
+        const float *xb = x + (size_t)b * qb;
+        float amax = 0.0f;
+        for (int i = 0; i < qb; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        uint16_t h = _cvtss_sh(fminf(amax / 127.0f, 65504.0f), _MM_FROUND_TO_NEAREST_INT);
+        float d = _cvtsh_ss(h);
+        scales[b] = h;
+        for (int i = 0; i < qb; i++) {
+            float v = d > 0.0f ? nearbyintf(xb[i] / d) : 0.0f;
+            q[(size_t)b * qb + i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        }
+    }
+}
+
+static void dequantize_row_q8(const int8_t *q, const uint16_t *scales, int D, int qb, float *out) {
+    for (int b = 0; b < D / qb; b++) {
+        const float d = _cvtsh_ss(scales[b]);
+        const int8_t *qv = q + (size_t)b * qb;
+        float *o = out + (size_t)b * qb;
+        int i = 0;
+        for (; i + 8 <= qb; i += 8) {
+            __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(qv + i))));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(v, _mm256_set1_ps(d)));
+        }
+        for (; i < qb; i++) o[i] = (float)qv[i] * d;
+    }
+}
+
+static float dot(const float *a, const float *b, int D) {
+    __m256 acc = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 8 <= D; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), acc);
+    float total = hsum(acc);
+    for (; d < D; d++) total += a[d] * b[d];
+    return total;
+}
+
+/* each key dequantized once into L1, then scored by every query head of the group */
+static void key_scores_q8(const float *q, int R, const int8_t *K, const uint16_t *S, int n, int D, int qb, float scale,
+                          float *scores, float *scratch) {
+    for (int j = 0; j < n; j++) {
+        dequantize_row_q8(K + (size_t)j * D, S + (size_t)j * (D / qb), D, qb, scratch);
+        for (int r = 0; r < R; r++) scores[(size_t)r * n + j] = dot(q + (size_t)r * D, scratch, D) * scale;
+    }
+}
+
+static void weighted_values_q8(const float *p, int R, int n, const int8_t *V, const uint16_t *S, int D, int qb, float *o,
+                               float *scratch) {
+    for (int j = 0; j < n; j++) {
+        dequantize_row_q8(V + (size_t)j * D, S + (size_t)j * (D / qb), D, qb, scratch);
+        for (int r = 0; r < R; r++) {
+            const __m256 pj = _mm256_set1_ps(p[(size_t)r * n + j]);
+            float *orow = o + (size_t)r * D;
+            int d = 0;
+            for (; d + 8 <= D; d += 8)
+                _mm256_storeu_ps(orow + d, _mm256_fmadd_ps(pj, _mm256_loadu_ps(scratch + d), _mm256_loadu_ps(orow + d)));
+            for (; d < D; d++) orow[d] += p[(size_t)r * n + j] * scratch[d];
+        }
+    }
+}
+
+/* the cache of one layer: float32 [Hkv, max_tokens, D], or with scales (q8) int8 of that shape and
+ * fp16 scales [Hkv, max_tokens, D / qb] */
+static void store_kv(const kv_layer *c, int g, int pos, int D, const float *k, const float *v) {
+    size_t at = ((size_t)g * c->max_tokens + pos) * D;
+    if (c->k_scale) {
+        size_t s = ((size_t)g * c->max_tokens + pos) * (D / c->qb);
+        quantize_row_q8(k, D, c->qb, (int8_t *)c->k + at, c->k_scale + s);
+        quantize_row_q8(v, D, c->qb, (int8_t *)c->v + at, c->v_scale + s);
+    } else {
+        memcpy((float *)c->k + at, k, sizeof(float) * D);
+        memcpy((float *)c->v + at, v, sizeof(float) * D);
+    }
+}
+
 int attention_rows(float *qkv, int rows, int H, int Hkv, int D, int rot, const float *inv_freq, float mscale,
-                          const float *qk_norm, float eps, float *k_cache, float *v_cache, int max_tokens, int start,
-                          float *out) {
-    const int width = (H + 2 * Hkv) * D, rep = H / Hkv;
+                   const float *qk_norm, float eps, const kv_layer *cache, int start, float *out) {
+    const int width = (H + 2 * Hkv) * D, rep = H / Hkv, max_tokens = cache->max_tokens;
     float *cs = malloc(sizeof(float) * (rot > 0 ? rot : 1));
     if (!cs) return -1;
     for (int i = 0; i < rows; i++) {
@@ -143,27 +222,34 @@ int attention_rows(float *qkv, int rows, int H, int Hkv, int D, int rot, const f
         }
         for (int h = 0; h < H + Hkv; h++)
             norm_rope_head(row + (size_t)h * D, D, rot, qk_norm ? qk_norm + (size_t)h * D : NULL, eps, cs);
-        for (int g = 0; g < Hkv; g++) {
-            size_t at = ((size_t)g * max_tokens + start + i) * D;
-            memcpy(k_cache + at, row + (size_t)(H + g) * D, sizeof(float) * D);
-            memcpy(v_cache + at, row + (size_t)(H + Hkv + g) * D, sizeof(float) * D);
-        }
+        for (int g = 0; g < Hkv; g++)
+            store_kv(cache, g, start + i, D, row + (size_t)(H + g) * D, row + (size_t)(H + Hkv + g) * D);
     }
     free(cs);
     const float scale = 1.0f / sqrtf((float)D);
+    const int quantized = cache->k_scale != NULL, n_scales = quantized ? D / cache->qb : 0;
     int failed = 0;
     #pragma omp parallel for schedule(dynamic) collapse(2) reduction(| : failed)
     for (int i = 0; i < rows; i++) {
         for (int g = 0; g < Hkv; g++) {  /* the query heads of one kv head together: K, V read once */
             const int n_keys = start + i + 1;
-            float *p = malloc(sizeof(float) * (size_t)rep * n_keys), inv_sum[rep];
+            float *p = malloc(sizeof(float) * ((size_t)rep * n_keys + D)), inv_sum[rep];
             if (!p) { failed = 1; continue; }
-            const float *K = k_cache + (size_t)g * max_tokens * D, *V = v_cache + (size_t)g * max_tokens * D;
-            key_scores(qkv + (size_t)i * width + (size_t)g * rep * D, rep, K, n_keys, D, scale, p);
+            const float *q = qkv + (size_t)i * width + (size_t)g * rep * D;
+            const size_t head = (size_t)g * max_tokens;
+            if (quantized)
+                key_scores_q8(q, rep, (const int8_t *)cache->k + head * D, cache->k_scale + head * n_scales, n_keys, D,
+                              cache->qb, scale, p, p + (size_t)rep * n_keys);
+            else
+                key_scores(q, rep, (const float *)cache->k + head * D, n_keys, D, scale, p);
             for (int r = 0; r < rep; r++) inv_sum[r] = 1.0f / softmax_numerators(p + (size_t)r * n_keys, n_keys);
             float *o = out + (size_t)i * H * D + (size_t)g * rep * D;
             memset(o, 0, sizeof(float) * (size_t)rep * D);
-            weighted_values(p, rep, n_keys, V, D, o);
+            if (quantized)
+                weighted_values_q8(p, rep, n_keys, (const int8_t *)cache->v + head * D, cache->v_scale + head * n_scales, D,
+                                   cache->qb, o, p + (size_t)rep * n_keys);
+            else
+                weighted_values(p, rep, n_keys, (const float *)cache->v + head * D, D, o);
             for (int r = 0; r < rep; r++)
                 for (int d = 0; d < D; d++) o[(size_t)r * D + d] *= inv_sum[r];
             free(p);

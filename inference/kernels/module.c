@@ -8,7 +8,8 @@
  *   rms_norm(x, residual, weight, out, rows, dim, eps)  [residual may be 0: x += residual first]
  *   silu_mul(gate_up, out, rows, dim)                  out = silu(gate_up[:, :dim]) * gate_up[:, dim:]
  *   attention(qkv, rows, n_head, n_head_kv, head_dim, rot_dim, inv_freq, mscale, qk_norm, eps,
- *             k_cache, v_cache, max_tokens, start, out)   one attention step for a few rows
+ *             k_cache, v_cache, k_scale, v_scale, q8_block, max_tokens, start, out)
+ *                                                   one attention step for a few rows (scales 0: float32 cache)
  *   set_num_threads(n), get_num_threads(), supported_types(), int8_types()
  */
 #define PY_SSIZE_T_CLEAN
@@ -127,18 +128,20 @@ static PyObject *py_silu_mul(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_attention(PyObject *self, PyObject *args) {
-    unsigned long long qkv, inv_freq, qk_norm, k_cache, v_cache, out;
-    int rows, H, Hkv, D, rot, max_tokens, start; float mscale, eps;
-    if (!PyArg_ParseTuple(args, "KiiiiiKfKfKKiiK", &qkv, &rows, &H, &Hkv, &D, &rot, &inv_freq, &mscale, &qk_norm, &eps,
-                          &k_cache, &v_cache, &max_tokens, &start, &out)) return NULL;
-    if (Hkv <= 0 || H % Hkv != 0 || rot > D || rot % 2 || start < 0 || start + rows > max_tokens) {
-        PyErr_SetString(PyExc_ValueError, "attention: inconsistent head counts, rotary size or positions");
+    unsigned long long qkv, inv_freq, qk_norm, k_cache, v_cache, k_scale, v_scale, out;
+    int rows, H, Hkv, D, rot, qb, max_tokens, start; float mscale, eps;
+    if (!PyArg_ParseTuple(args, "KiiiiiKfKfKKKKiiiK", &qkv, &rows, &H, &Hkv, &D, &rot, &inv_freq, &mscale, &qk_norm, &eps,
+                          &k_cache, &v_cache, &k_scale, &v_scale, &qb, &max_tokens, &start, &out)) return NULL;
+    if (Hkv <= 0 || H % Hkv != 0 || rot > D || rot % 2 || start < 0 || start + rows > max_tokens ||
+        (k_scale && (qb <= 0 || D % qb || !v_scale))) {
+        PyErr_SetString(PyExc_ValueError, "attention: inconsistent head counts, rotary size, positions or q8 blocks");
         return NULL;
     }
+    kv_layer cache = {(void *)k_cache, (void *)v_cache, (uint16_t *)k_scale, (uint16_t *)v_scale, qb, max_tokens};
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = attention_rows((float *)qkv, rows, H, Hkv, D, rot, (const float *)inv_freq, mscale, (const float *)qk_norm, eps,
-                        (float *)k_cache, (float *)v_cache, max_tokens, start, (float *)out);
+                        &cache, start, (float *)out);
     Py_END_ALLOW_THREADS
     if (rc) return PyErr_NoMemory();
     Py_RETURN_NONE;

@@ -111,9 +111,9 @@ class LlamaModel(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
 
-    def new_cache(self, max_tokens: int, dtype: torch.dtype) -> KVCache:
+    def new_cache(self, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto") -> KVCache:
         cfg = self.cfg
-        return KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, max_tokens, dtype, self.device)
+        return KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, max_tokens, dtype, self.device, kv_type)
 
     def forward(self, tokens: torch.Tensor, start: int, cache: KVCache, logits_for: str = "last") -> tuple[torch.Tensor, torch.Tensor]:
         """Run `tokens` (1-D) at positions start.. and return the logits of the last position

@@ -197,12 +197,13 @@ class Qwen35Model(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
 
-    def new_cache(self, max_tokens: int, dtype: torch.dtype, max_rollback: int = MAX_ROLLBACK) -> HybridCache:
+    def new_cache(self, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto",
+                  max_rollback: int = MAX_ROLLBACK) -> HybridCache:
         cfg = self.cfg
         n_recurrent = sum(cfg.recurrent)
         return HybridCache(cfg.n_layer - n_recurrent, cfg.n_head_kv, cfg.head_dim, n_recurrent, cfg.n_v_heads,
                            cfg.d_state, cfg.d_state, cfg.conv_dim, cfg.conv_kernel, max_tokens, dtype, self.device,
-                           max_rollback)
+                           max_rollback, kv_type)
 
     def forward(self, tokens: torch.Tensor, start: int, cache: HybridCache, logits_for: str = "last"):
         """Like LlamaModel.forward: logits of the last or all positions, post-norm hidden states of all."""

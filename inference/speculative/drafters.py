@@ -73,9 +73,9 @@ class MTPDrafter:
     free = False
     FLUSH_ROWS = 64
 
-    def __init__(self, head: MTPHead, max_tokens: int, dtype: torch.dtype):
+    def __init__(self, head: MTPHead, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto"):
         self.head = head
-        self.cache: KVCache = head.new_cache(max_tokens, dtype)
+        self.cache: KVCache = head.new_cache(max_tokens, dtype, kv_type)
         self.zeros = torch.zeros(1, head.cfg.d_model, dtype=dtype, device=head.device)
         self.last_h = self.zeros  # trunk hidden of the last observed token, paired with the next row
         self.hidden_at: dict[int, torch.Tensor] = {0: self.zeros}  # by observed length, for rollbacks
@@ -224,9 +224,9 @@ class DraftModelDrafter:
     free = False
     FLUSH_ROWS = 64
 
-    def __init__(self, model: torch.nn.Module, max_tokens: int, dtype: torch.dtype):
+    def __init__(self, model: torch.nn.Module, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto"):
         self.model = model
-        self.cache: KVCache = model.new_cache(max_tokens, dtype)
+        self.cache: KVCache = model.new_cache(max_tokens, dtype, kv_type)
         self.queued: list[int] = []  # kept by the main model, not yet run through the draft model
 
     @property
