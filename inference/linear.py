@@ -192,11 +192,29 @@ def build_linear(
     in_features = weights[0].shape[-1]
     bias = torch.cat([load_dense(b, device, dtype) for b in biases]) if biases else None
     qtypes = {w.qtype for w in weights}
-    if packed and len(qtypes) == 1 and packed_kernel_available(weights[0].qtype, in_features):
-        blocks = torch.cat([w.raw() for w in weights]) if len(weights) > 1 else weights[0].raw().clone()
-        return PackedLinear(blocks, weights[0].qtype, in_features, bias)
+    if packed and all(packed_kernel_available(w.qtype, in_features) for w in weights):
+        if len(qtypes) == 1:
+            blocks = torch.cat([w.raw() for w in weights]) if len(weights) > 1 else weights[0].raw().clone()
+            return PackedLinear(blocks, weights[0].qtype, in_features, bias)
+        # Q4_K_M files keep v (and the 0.5B's Q5_0 files q8_0 v) in another type in half the layers
+        biases_ = bias.split([w.shape[0] for w in weights]) if bias is not None else [None] * len(weights)
+        return StackedLinear([PackedLinear(w.raw().clone(), w.qtype, in_features, b) for w, b in zip(weights, biases_)])
     weight = torch.cat([load_dense(w, device, dtype) for w in weights])
     return DenseLinear(weight, bias)
+
+
+class StackedLinear(nn.Module):
+    """Matrices of different block types stacked along the output dimension (q, k and v where v
+    has a type of its own): each multiplies in its own type, the outputs side by side. Dequantized
+    into one float32 matrix instead, such a layer read 4-7x the bytes per token."""
+
+    def __init__(self, parts: list[PackedLinear]):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+        self.out_features = sum(p.out_features for p in parts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([part(x) for part in self.parts], dim=-1)
 
 
 class Embedding(nn.Module):

@@ -159,3 +159,24 @@ def test_fused_attention_matches_the_torch_path(n_head, n_head_kv, head_dim, rot
             else:
                 assert torch.allclose(caches[0].k[:, :, :end], caches[1].k[:, :, :end], atol=2e-5)
                 assert torch.equal(caches[0].v[:, :, :end], caches[1].v[:, :, :end])
+
+
+@needs_kernels
+def test_matrices_of_mixed_block_types_stay_packed_each_in_its_own_type():
+    """q, k and v of different types (Q4_K_M keeps v in Q6_K in half the layers) multiply as
+    separate packed matrices side by side, not as one dequantized float32 matrix."""
+    from inference import Engine
+    from inference.linear import DenseLinear, StackedLinear
+    from support.qwen35_fixtures import FIXTURES
+
+    path = FIXTURES / "qwen35-dense-Q4_K_M.gguf"
+    packed = Engine.load(path, device="cpu", weights="packed", spec="off", activations="int16").model
+    dense = dict(Engine.load(path, device="cpu", weights="dense", spec="off").model.named_modules())
+    stacked = [(name, m) for name, m in packed.named_modules() if isinstance(m, StackedLinear)]
+    assert stacked and not any(isinstance(m, DenseLinear) and m.weight.dim() == 2 and m.weight.shape[1] % 256 == 0
+                               for m in packed.modules())
+    x = torch.randn(3, dense[stacked[0][0]].weight.shape[1], generator=torch.Generator().manual_seed(0))
+    for name, module in stacked:
+        want = dense[name](x)
+        assert len({p.qtype for p in module.parts}) > 1 and module(x).shape == want.shape
+        assert (module(x) - want).norm() / want.norm() < 1e-3, name

@@ -43,7 +43,9 @@ def test_trunk_logits_and_hidden_states(case: Case):
 @pytest.mark.parametrize("weights", ["dense", "packed"])
 def test_greedy_continuation_is_exact(case: Case, weights: str):
     ref = reference(case.ref)
-    engine = load(case, weights, spec="off")
+    # int16 activations (~1e-4): 8-bit ones flip near-tied argmaxes of a random model (their error
+    # is bounded in test_models_reference.py)
+    engine = load(case, weights, spec="off", activations="int16")
     out = engine.generate(ids(ref, "prompt_ids"), max_new_tokens=24, ignore_eos=True)
     assert out.token_ids == ids(ref, "greedy_ids")
 
