@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from .errors import EngineError
 from .gguf_file import GGUFFile
-from .hybrid_cache import state_bytes
 from .models import LOADERS, qwen35
 
 
@@ -32,13 +31,7 @@ class ModelInfo:
     mtp_layers: int  # MTP (nextn) blocks in the file
     tensor_types: dict[str, tuple[int, int]]  # type -> (tensor count, bytes)
     kv_layers: int | None = None  # layers that keep attention KV (hybrid models: the full-attention ones, MTP included)
-    recurrent_state_bytes: int = 0  # Gated DeltaNet state with its rollback snapshots; independent of the context
-
-    def kv_cache_bytes(self, n_ctx: int, bytes_per_value: int) -> int:
-        layers = self.kv_layers if self.kv_layers is not None else self.n_layer
-        if None in (layers, self.n_head_kv, self.head_dim):
-            return 0
-        return 2 * layers * self.n_head_kv * self.head_dim * n_ctx * bytes_per_value
+    # what running it takes in memory: memory_plan.py
 
     def weight_bytes(self) -> int:
         return sum(b for _, b in self.tensor_types.values())
@@ -50,15 +43,15 @@ def _mtp_layers(g: GGUFFile) -> int:
     return max(int(declared), len(found))
 
 
-def _hybrid_layout(g: GGUFFile, mtp_layers: int) -> tuple[int | None, int]:
-    """(KV-holding layers, recurrent state bytes) of a qwen35 model; (None, 0) for other families."""
+def _kv_layers(g: GGUFFile, mtp_layers: int) -> int | None:
+    """The KV-holding layers of a qwen35 model (its full-attention ones and the MTP block); None for other families."""
     if g.architecture not in qwen35.ARCHITECTURES:
-        return None, 0
+        return None
     try:
         cfg = qwen35.Qwen35Config.from_gguf(g)
     except EngineError:
-        return None, 0
-    return cfg.n_layer - sum(cfg.recurrent) + mtp_layers, state_bytes(cfg.recurrent_state_values)
+        return None
+    return cfg.n_layer - sum(cfg.recurrent) + mtp_layers
 
 
 def describe(g: GGUFFile) -> ModelInfo:
@@ -76,7 +69,7 @@ def describe(g: GGUFFile) -> ModelInfo:
     if tokenizer:
         tokenizer = f"{tokenizer} (pre-tokenizer {g.get('tokenizer.ggml.pre') or 'default'})"
     mtp_layers = _mtp_layers(g)
-    kv_layers, recurrent_bytes = _hybrid_layout(g, mtp_layers)
+    kv_layers = _kv_layers(g, mtp_layers)
     return ModelInfo(
         path=str(g.path),
         file_bytes=g.path.stat().st_size,
@@ -96,10 +89,4 @@ def describe(g: GGUFFile) -> ModelInfo:
         mtp_layers=mtp_layers,
         tensor_types={k: (types[k], sizes[k]) for k in sorted(types, key=lambda k: -sizes[k])},
         kv_layers=kv_layers,
-        recurrent_state_bytes=recurrent_bytes,
     )
-
-
-def dense_bytes_per_value(device_type: str) -> int:
-    return 2 if device_type == "cuda" else 4
-

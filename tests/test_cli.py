@@ -72,7 +72,7 @@ def test_models_info(tiny_dir, capsys):
     assert main(["models", "info", str(path), "--ctx", "128"]) == 0
     out = capsys.readouterr().out
     for expected in ("architecture   llama", "context length 256", "MTP block      yes (1 layer)", "tensor types   F32",
-                     "memory at 128 tokens on CPU", "parameters"):
+                     "memory at 128 tokens, KV cache auto", "CPU, packed weights", "parameters"):
         assert expected in out
 
 

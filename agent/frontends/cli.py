@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub.add_parser("list", parents=[common], help="the catalog's models, whether each is cached, and other files in the cache")
     info = models_sub.add_parser("info", parents=[common], help="architecture, size, types and memory needs of a GGUF")
     info.add_argument("file", nargs="?", help="the GGUF file (default: --model, else the default model)")
+    info.add_argument("--gpu-memory", metavar="SIZE", help="say whether the model fits a GPU of this much memory (24GiB, 24GB, 16000MiB)")
     return parser
 
 
@@ -341,7 +342,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.models_command == "list":
         _models_list()
         return 0
-    return _models_info(args)
+    from agent.frontends.models_info import cmd_models_info
+
+    return cmd_models_info(args)
 
 
 def _models_pull(name: str | None) -> int:
@@ -377,40 +380,6 @@ def _models_list() -> None:
         print(f"  {mib(path.stat().st_size)}  {path.relative_to(directory)}")
     if not any(model_store.is_cached(m) for m in CATALOG.values()) and not others:
         print(f"no models in {directory} yet; run 'agent models pull [NAME]'")
-
-
-def _models_info(args: argparse.Namespace) -> int:
-    from inference.gguf_file import GGUFFile
-    from inference.model_info import dense_bytes_per_value, describe
-
-    from agent.backends.model_store import resolve_model
-
-    info = describe(GGUFFile(resolve_model(args.file or args.model)))
-    ctx = args.ctx or info.context_length or 4096
-    mib = lambda n: f"{n / 2**20:,.1f} MiB"  # noqa: E731
-    print(f"file           {info.path} ({mib(info.file_bytes)})")
-    if info.name:
-        print(f"name           {info.name}")
-    print(f"architecture   {info.architecture}" + ("" if info.supported else "  (not supported by this engine)"))
-    print(f"parameters     {info.parameters / 1e6:,.1f}M")
-    if info.n_layer:
-        layers = f"{info.n_layer - info.mtp_layers} layers + {info.mtp_layers} MTP" if info.mtp_layers else f"{info.n_layer} layers"
-        print(f"shape          {layers}, d_model {info.d_model}, heads {info.n_head} (kv {info.n_head_kv}), head_dim {info.head_dim}"
-              + (f"; {info.kv_layers} keep attention KV, the rest are Gated DeltaNet" if info.kv_layers is not None else ""))
-    print(f"context length {info.context_length}")
-    print(f"vocabulary     {info.vocab_size} tokens, {info.tokenizer or 'no tokenizer'}; chat template: {'yes' if info.has_chat_template else 'no'}")
-    print(f"MTP block      {'yes (' + str(info.mtp_layers) + ' layer' + ('s' if info.mtp_layers > 1 else '') + ')' if info.mtp_layers else 'no'}")
-    types = ", ".join(f"{name} x{count} ({mib(size)})" for name, (count, size) in info.tensor_types.items())
-    print(f"tensor types   {types}")
-    weights = info.weight_bytes()
-    for device, label in (("cpu", "CPU (packed weights, fp32 KV)"), ("cuda", "GPU (bf16 weights and KV)")):
-        per_value = dense_bytes_per_value(device)
-        w = weights if device == "cpu" else info.parameters * per_value
-        kv = info.kv_cache_bytes(ctx, per_value)
-        state = info.recurrent_state_bytes
-        extra = f" + recurrent state {mib(state)}" if state else ""
-        print(f"memory at {ctx} tokens on {label}: weights {mib(w)} + KV cache {mib(kv)}{extra} = {mib(w + kv + state)}")
-    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

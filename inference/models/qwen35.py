@@ -156,7 +156,9 @@ class MoE(nn.Module):
         self.router, self.n_used = router, n_used
         self.gate_up = nn.ModuleList([e[0] for e in experts])
         self.down = nn.ModuleList([e[1] for e in experts])
-        self.shared, self.shared_gate = shared, shared_gate
+        # a ModuleList, so that model.modules() (activations, prefill dtype, memory) sees the shared expert too
+        self.shared = nn.ModuleList(shared) if shared is not None else None
+        self.shared_gate = shared_gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = torch.softmax(x.float() @ self.router.t(), dim=-1)
