@@ -4,8 +4,12 @@ state (the [H, dk, dv] matrix S and the conv window) of every recurrent layer.
 Attention rolls back by truncation; a recurrent state cannot, so it is kept at a few positions:
 - snapshots of the states after each of the last `max_rollback` tokens of the latest forward pass
   (a speculative verify batch rolls back to one of them, as llama.cpp does);
-- a checkpoint at the end of each prompt (an agent's next turn that rewrites the end of the
-  previous answer restarts from there instead of from zero).
+- checkpoints at the ends of the last PROMPT_CHECKPOINTS prompts, one token short of each (the
+  logits of a prompt's last token are always computed), least recently used out first, a restore
+  counting as a use: an agent's next turn that rewrites the end of the previous answer restarts
+  from the previous prompt's end, and a workflow that goes back to an earlier message (the fix
+  workflow starts each attempt from the same request) restarts from that request's end instead of
+  from zero.
 `restorable_prefix` says how much of a new prompt can be kept given what is stored.
 """
 
@@ -13,16 +17,18 @@ from __future__ import annotations
 
 import torch
 
+from collections import OrderedDict
+
 from .errors import EngineError
 from .kv_cache import KVCache
 
-PROMPT_CHECKPOINTS = 2
+PROMPT_CHECKPOINTS = 4
 MAX_ROLLBACK = 8  # snapshots per forward pass: a verify batch of up to 8 rows can roll back to any of them
 
 
 def state_bytes(state_values: int, max_rollback: int = MAX_ROLLBACK) -> int:
     """fp32 recurrent state: the live copy, the snapshots and the prompt-end checkpoints."""
-    return 4 * state_values * (1 + max_rollback + 2 * PROMPT_CHECKPOINTS)
+    return 4 * state_values * (1 + max_rollback + PROMPT_CHECKPOINTS)
 
 
 class HybridCache(KVCache):
@@ -37,7 +43,7 @@ class HybridCache(KVCache):
         self.snap_ssm = torch.zeros(max_rollback, *self.ssm.shape, **f32)
         self.snap_conv = torch.zeros(max_rollback, *self.conv.shape, **f32)
         self.snap_lengths: list[int] = []  # cache length each snapshot slot corresponds to
-        self.checkpoints: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.checkpoints: OrderedDict[int, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()  # least recently used first
         self.before_end: tuple[int, torch.Tensor, torch.Tensor] | None = None  # mark_before_prompt_end's state
 
     @property
@@ -77,6 +83,7 @@ class HybridCache(KVCache):
             ssm, conv = self.checkpoints[n_tokens]
             self.ssm.copy_(ssm)
             self.conv.copy_(conv)
+            self.checkpoints.move_to_end(n_tokens)
         elif n_tokens == 0:
             self.ssm.zero_()
             self.conv.zero_()
@@ -84,21 +91,23 @@ class HybridCache(KVCache):
             raise EngineError(f"the recurrent state cannot be rolled back to {n_tokens} tokens (kept: {sorted(self._available())})")
         super().truncate(n_tokens)
         self.snap_lengths = [p if p <= n_tokens else -1 for p in self.snap_lengths]
-        self.checkpoints = {p: s for p, s in self.checkpoints.items() if p <= n_tokens}
+        self.checkpoints = OrderedDict((p, s) for p, s in self.checkpoints.items() if p <= n_tokens)
 
     def mark_before_prompt_end(self) -> None:
         self.before_end = (self.length, self.ssm.clone(), self.conv.clone())
 
     def mark_prompt_end(self) -> None:
-        """Keep the state at the prompt's end, and one token before it: the same prompt again
-        (a retry, a benchmark run) then recomputes only its last token, whose logits it needs."""
-        end = self.length
-        self.checkpoints[end] = (self.ssm.clone(), self.conv.clone())
-        if self.before_end is not None and self.before_end[0] == end - 1:
-            self.checkpoints[end - 1] = self.before_end[1:]
-        elif end - 1 in self.snap_lengths and end > 1:
-            slot = self.snap_lengths.index(end - 1)
-            self.checkpoints[end - 1] = (self.snap_ssm[slot].clone(), self.snap_conv[slot].clone())
+        """Keep the state one token before the prompt's end: the same prompt again (a retry, a
+        workflow's next attempt) recomputes only its last token, whose logits it needs, and a
+        prompt that goes on from it (the answer, written back differently) one token more."""
+        at = self.length - 1
+        if at in self.checkpoints:
+            self.checkpoints.move_to_end(at)
+        elif self.before_end is not None and self.before_end[0] == at:
+            self.checkpoints[at] = self.before_end[1:]
+        elif at in self.snap_lengths and at > 0:
+            slot = self.snap_lengths.index(at)
+            self.checkpoints[at] = (self.snap_ssm[slot].clone(), self.snap_conv[slot].clone())
         self.before_end = None
-        for old in sorted(self.checkpoints)[: -2 * PROMPT_CHECKPOINTS]:
-            del self.checkpoints[old]
+        while len(self.checkpoints) > PROMPT_CHECKPOINTS:
+            self.checkpoints.popitem(last=False)

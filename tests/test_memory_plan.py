@@ -9,6 +9,7 @@ import torch
 from agent.frontends.cli import main
 from inference import Engine
 from inference.gguf_file import GGUFFile
+from inference.hybrid_cache import PROMPT_CHECKPOINTS
 from inference.memory_plan import parse_size, plan_memory, tensor_storage_bytes
 from support.qwen35_fixtures import FIXTURES
 
@@ -40,7 +41,7 @@ def allocated(engine: Engine) -> dict[str, int]:
 def fill_prompt_checkpoints(engine: Engine) -> None:
     """Prompts that grow, as an agent's turns do: the recurrent state keeps its checkpoints."""
     prompt = list(range(3, 40))
-    for _ in range(3):
+    for _ in range(PROMPT_CHECKPOINTS + 1):
         prompt += engine.generate(prompt, max_new_tokens=4, ignore_eos=True).token_ids + list(range(50, 60))
 
 

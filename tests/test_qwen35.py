@@ -7,6 +7,7 @@ import torch
 
 from inference import Engine, generate
 from inference.generate import decode_step, prefill
+from inference.hybrid_cache import PROMPT_CHECKPOINTS
 from inference.sampling import SamplingParams
 from support.qwen35_fixtures import (ALL_CASES, F32_CASES, FIXTURES, QUANTIZED_CASES, Case, ids, max_diff, reference,
                              run_with_trace, spec_steps)
@@ -169,3 +170,20 @@ def test_next_agent_turn_reuses_prompt_and_answer_on_a_hybrid_model(spec: str):
     assert second.stats.reused_prompt_tokens == len(prompt) + len(first.token_ids) - 1
     fresh = load(Case("qwen35-dense-mtpfit-F32", ""), spec="off").generate(follow_up, max_new_tokens=5, ignore_eos=True)
     assert second.token_ids == fresh.token_ids
+
+
+def test_going_back_to_an_earlier_request_recomputes_only_its_last_token():
+    """The fix workflow starts each attempt from the same request after a few prompts of its own:
+    that request's checkpoint stays (least recently used out first, and a restore is a use)."""
+    assert PROMPT_CHECKPOINTS >= 4  # the request and the attempt's three prompts
+    engine = load(Case("qwen35-dense-F32", ""), spec="off")
+    request = engine.chat_prompt([{"role": "user", "content": "fix the code " * 20}])
+    fresh = load(Case("qwen35-dense-F32", ""), spec="off").generate(request, max_new_tokens=4, ignore_eos=True)
+    for attempt in range(3):
+        first = engine.generate(request, max_new_tokens=4, ignore_eos=True)
+        assert first.stats.reused_prompt_tokens == (len(request) - 1 if attempt else 0)
+        assert first.token_ids == fresh.token_ids
+        prompt = request + first.token_ids
+        for stage in range(3):  # the attempt's own prompts (diagnosis, two rewrites), each going on from the last
+            prompt += [5 + stage] * 30
+            prompt += engine.generate(prompt, max_new_tokens=4, ignore_eos=True).token_ids
