@@ -145,6 +145,14 @@ class Generation:
         return self.completion
 
 
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        raise EngineError("packed weights on a GPU need triton (pip install triton; CUDA builds of torch bring it)") from None
+    return True
+
+
 class Engine:
     """A loaded model with its tokenizer, chat template and KV cache (one sequence at a time)."""
 
@@ -179,7 +187,8 @@ class Engine:
              chat_template: str | None = None, dtype: str = "auto", spec: str = "auto", spec_n_max: int = 3,
              mtp: str | Path | None = None, draft_model: str | Path | None = None,
              prefill_dtype: str = "auto", activations: str = "auto", kv_cache: str = "auto") -> "Engine":
-        """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels,
+        """Load a GGUF model. weights="packed" keeps quantized blocks for the CPU kernels (on a GPU
+        for the Triton kernels, GPU speed unmeasured),
         "dense" dequantizes everything into the compute dtype, "auto" picks packed on CPU.
         dtype="auto" is bfloat16 on GPUs and float32 on CPUs; the packed kernels need float32.
         spec: "auto" (the model's MTP head when it has one, plus prompt lookup, with adaptive draft
@@ -200,9 +209,11 @@ class Engine:
         if dtype_ is None:
             raise EngineError(f"dtype must be auto, {', '.join(DTYPES)}; not '{dtype}'")
         packed = weights != "dense" and dev.type == "cpu" and kernels.cpu is not None and dtype_ == torch.float32
-        if weights == "packed" and not packed:
+        if weights == "packed" and dev.type == "cuda":
+            packed = _triton_available()  # on GPUs opt-in until measured there: auto stays dense
+        elif weights == "packed" and not packed:
             raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension), "
-                              "--device cpu and float32")
+                              "--device cpu and float32; or a GPU with triton installed")
         if kv_cache not in KV_CACHE_TYPES:
             raise EngineError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
         if n_ctx is not None and n_ctx < 2:

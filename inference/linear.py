@@ -2,9 +2,11 @@
 
 Two storage formats, chosen per device when the model is loaded:
 - dense: dequantized once into the compute dtype (GPU, and the CPU reference path);
-- packed: the GGUF blocks as they are in the file, multiplied by the CPU kernels. Decode-sized
-  inputs (a few rows) use the fused kernel; larger ones dequantize into a scratch buffer and use
-  BLAS, in float32 or, where the CPU multiplies bfloat16 natively, in bfloat16 (`prefill_dtype`).
+- packed: the GGUF blocks as they are in the file. On the CPU the C kernels multiply them:
+  decode-sized inputs (a few rows) use the fused kernel; larger ones dequantize into a scratch
+  buffer and use BLAS, in float32 or, where the CPU multiplies bfloat16 natively, in bfloat16
+  (`prefill_dtype`). On a GPU the Triton kernels (kernels/triton_matmul.py) decode tiles in
+  registers.
   The model code does not know which one it holds.
 """
 
@@ -101,6 +103,20 @@ def packed_kernel_available(qtype: QType, n_cols: int) -> bool:
     return cpu is not None and int(qtype) in cpu.supported_types() and n_cols % GGML_QUANT_SIZES[qtype][0] == 0
 
 
+TRITON_DEVICES = {"cuda"}  # where packed weights use the Triton kernels; the tests add "cpu" (its interpreter)
+
+
+def packed_kernel_for(qtype: QType, n_cols: int, device: torch.device) -> str | None:
+    """Which kernel multiplies a packed matrix of this type on this device: "triton", "cpu" or None."""
+    if device.type in TRITON_DEVICES:
+        try:
+            from .kernels import triton_matmul
+        except ImportError:
+            return None
+        return "triton" if triton_matmul.supported(qtype, n_cols) else None
+    return "cpu" if device.type == "cpu" and packed_kernel_available(qtype, n_cols) else None
+
+
 def load_dense(info: TensorInfo, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Dequantize one tensor on its target device (the raw bytes travel, not fp32 values)."""
     check_supported(info.qtype, info.name)
@@ -192,15 +208,39 @@ def build_linear(
     in_features = weights[0].shape[-1]
     bias = torch.cat([load_dense(b, device, dtype) for b in biases]) if biases else None
     qtypes = {w.qtype for w in weights}
-    if packed and all(packed_kernel_available(w.qtype, in_features) for w in weights):
+    kinds = {packed_kernel_for(w.qtype, in_features, device) for w in weights} if packed else {None}
+    if None not in kinds:
+        kind = kinds.pop()
         if len(qtypes) == 1:
             blocks = torch.cat([w.raw() for w in weights]) if len(weights) > 1 else weights[0].raw().clone()
-            return PackedLinear(blocks, weights[0].qtype, in_features, bias)
+            return packed_linear(kind, blocks.to(device), weights[0].qtype, in_features, bias)
         # Q4_K_M files keep v (and the 0.5B's Q5_0 files q8_0 v) in another type in half the layers
         biases_ = bias.split([w.shape[0] for w in weights]) if bias is not None else [None] * len(weights)
-        return StackedLinear([PackedLinear(w.raw().clone(), w.qtype, in_features, b) for w, b in zip(weights, biases_)])
+        return StackedLinear([packed_linear(kind, w.raw().clone().to(device), w.qtype, in_features, b)
+                              for w, b in zip(weights, biases_)])
     weight = torch.cat([load_dense(w, device, dtype) for w in weights])
     return DenseLinear(weight, bias)
+
+
+def packed_linear(kind: str, blocks: torch.Tensor, qtype: QType, in_features: int,
+                  bias: torch.Tensor | None = None) -> nn.Module:
+    return (TritonLinear if kind == "triton" else PackedLinear)(blocks, qtype, in_features, bias)
+
+
+class TritonLinear(nn.Module):
+    """y = x @ W^T + b with W kept as GGUF blocks [out_features, row_bytes] on the GPU, multiplied
+    by kernels/triton_matmul.py in float32 and returned in x's dtype."""
+
+    def __init__(self, blocks: torch.Tensor, qtype: QType, in_features: int, bias: torch.Tensor | None = None):
+        super().__init__()
+        self.blocks, self.bias, self.qtype, self.in_features = blocks.contiguous(), bias, qtype, in_features
+        self.out_features = self.blocks.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from .kernels import triton_matmul
+
+        out = triton_matmul.matmul(x, self.blocks, self.qtype, self.in_features).to(x.dtype)
+        return out if self.bias is None else out.add_(self.bias)
 
 
 class StackedLinear(nn.Module):
@@ -208,7 +248,7 @@ class StackedLinear(nn.Module):
     has a type of its own): each multiplies in its own type, the outputs side by side. Dequantized
     into one float32 matrix instead, such a layer read 4-7x the bytes per token."""
 
-    def __init__(self, parts: list[PackedLinear]):
+    def __init__(self, parts: list[nn.Module]):
         super().__init__()
         self.parts = nn.ModuleList(parts)
         self.out_features = sum(p.out_features for p in parts)
@@ -226,9 +266,10 @@ class Embedding(nn.Module):
         self.qtype = info.qtype
         self.dim = info.shape[-1]
         check_supported(info.qtype, info.name)
-        self.packed = packed and packed_kernel_available(info.qtype, self.dim)
+        self.kernel = packed_kernel_for(info.qtype, self.dim, device) if packed else None
+        self.packed = self.kernel is not None
         if self.packed:
-            self.register_buffer("table", info.raw().clone(), persistent=False)
+            self.register_buffer("table", info.raw().clone().to(device), persistent=False)
         else:
             self.register_buffer("table", load_dense(info, device, dtype), persistent=False)
 
@@ -241,5 +282,5 @@ class Embedding(nn.Module):
     def as_output_layer(self) -> nn.Module:
         """The same table used as the LM head (tied embeddings), without a copy."""
         if self.packed:
-            return PackedLinear(self.table, self.qtype, self.dim)
+            return packed_linear(self.kernel, self.table, self.qtype, self.dim)
         return DenseLinear(self.table)

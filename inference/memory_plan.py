@@ -19,7 +19,7 @@ from .generate import PREFILL_CHUNK
 from .gguf_file import GGUFFile, TensorInfo
 from .hybrid_cache import state_bytes
 from .kv_cache import KV_CACHE_TYPES, q8_block
-from .linear import SCRATCH_MAX_BYTES, packed_kernel_available
+from .linear import SCRATCH_MAX_BYTES, packed_kernel_for
 from .models import qwen35
 
 # read with vec(): float32 whatever their type in the file
@@ -63,7 +63,7 @@ def held_bytes(t: TensorInfo, g: GGUFFile, device: str, packed: bool) -> int:
         return 4 * t.n_elements
     if len(t.shape) == 1:  # biases, in the compute dtype
         return _dtype_bytes(device) * t.n_elements
-    if packed and packed_kernel_available(t.qtype, t.shape[-1]):
+    if packed and packed_kernel_for(t.qtype, t.shape[-1], torch.device(device)) is not None:
         return t.n_bytes
     return _dtype_bytes(device) * t.n_elements
 
@@ -81,10 +81,10 @@ def kv_bytes_per_value(device: str, kv_cache: str, head_dim: int) -> float:
 
 def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "auto", weights: str = "auto") -> MemoryPlan:
     """The plan for running `g` with a context of n_ctx tokens. weights: "auto" (packed on CPU,
-    dense on GPU), "packed" or "dense", as Engine.load takes them."""
+    dense on GPU), "packed" (on a GPU: the Triton kernels) or "dense", as Engine.load takes them."""
     if kv_cache not in KV_CACHE_TYPES:
         raise ValueError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
-    packed = device == "cpu" and weights != "dense"
+    packed = weights == "packed" or (device == "cpu" and weights == "auto")
     n_layer = int(g.arch_get("block_count", 0) or 0)
     n_mtp = int(g.arch_get("nextn_predict_layers", 0) or 0)
     first_mtp = n_layer - n_mtp if n_mtp else None
@@ -116,7 +116,7 @@ def _activations(g: GGUFFile, device: str, packed: bool, d_model: int) -> int:
     widest = max((t.shape[0] for t in g.tensors.values() if len(t.shape) == 2 and t.name.startswith("blk.")), default=0)
     rows = PREFILL_CHUNK
     total = 4 * rows * (3 * d_model + 2 * widest)
-    if packed:
+    if packed and device == "cpu":
         largest = max((t.n_elements for t in g.tensors.values() if len(t.shape) == 2 and t.name.startswith("blk.")), default=0)
         total += min(2 * largest, SCRATCH_MAX_BYTES)  # bf16 or float32 scratch; 2 bytes where prefill runs in bf16
     return total

@@ -4,8 +4,12 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from support.gguf_builder import TinyModel
+
+if not torch.cuda.is_available():  # GPU kernels (Triton) run in its interpreter on the CPU
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -71,6 +71,7 @@ def test_q8_takes_a_bit_over_a_quarter_of_a_float32_kv_cache_and_a_gpu_holds_bf1
     assert plans["cpu", "q8"].kv * 128 == plans["cpu", "auto"].kv * 34
     assert plans["cuda", "auto"].kv * 2 == plans["cpu", "auto"].kv
     assert plans["cuda", "q8"].weights > plans["cpu", "q8"].weights  # dequantized on the GPU, packed on the CPU
+    assert plan_memory(g, 1024, "cuda", "q8", "packed").weights < plans["cuda", "q8"].weights  # the Triton path
 
 
 @pytest.mark.parametrize("text,size", [("24GiB", 24 * 2**30), ("24G", 24 * 2**30), ("24GB", 24 * 10**9),
@@ -83,8 +84,9 @@ def test_models_info_says_whether_it_fits(capsys):
     path = str(QWEN35[0])
     assert main(["models", "info", path, "--ctx", "262144", "--kv-cache", "q8", "--gpu-memory", "24GiB"]) == 0
     out = capsys.readouterr().out
-    assert "memory at 262,144 tokens, KV cache q8" in out and "fits a GPU of 24.00 GiB: yes" in out
+    assert "memory at 262,144 tokens, KV cache q8" in out
+    assert "fits a GPU of 24.00 GiB: yes with dense weights; yes with packed weights" in out
     assert main(["models", "info", path, "--ctx", "262144", "--gpu-memory", "64MiB"]) == 0
-    assert "fits a GPU of 64.0 MiB: no: " in capsys.readouterr().out
+    assert "fits a GPU of 64.0 MiB: no, " in capsys.readouterr().out
     assert main(["models", "info", path, "--gpu-memory", "lots"]) == 2
     assert "--gpu-memory: cannot read the size 'lots'" in capsys.readouterr().err
