@@ -31,7 +31,8 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument("--ctx", type=int, metavar="N", default=default(None),
                         help="context size in tokens (default: the model's, at most 32768)")
     common.add_argument("--weights", default=default("auto"), choices=["auto", "packed", "dense"],
-                        help="packed: keep GGUF blocks and use the CPU kernels; dense: dequantize at load (auto: packed on CPU)")
+                        help="packed: keep GGUF blocks and use the CPU kernels (on a GPU the Triton ones, speed unmeasured); "
+                             "dense: dequantize at load (auto: packed on CPU, dense on GPU)")
     common.add_argument("--dtype", default=default("auto"), choices=["auto", "float32", "bfloat16", "float16"],
                         help="compute dtype (auto: bfloat16 on GPU, float32 on CPU)")
     common.add_argument("--prefill-dtype", default=default("auto"), choices=["auto", "float32", "bfloat16"],
