@@ -90,3 +90,17 @@ def test_models_info_says_whether_it_fits(capsys):
     assert "fits a GPU of 64.0 MiB: no, " in capsys.readouterr().out
     assert main(["models", "info", path, "--gpu-memory", "lots"]) == 2
     assert "--gpu-memory: cannot read the size 'lots'" in capsys.readouterr().err
+
+
+def test_a_scaled_down_qwen36_27b_layout_is_planned_as_allocated(tmp_path):
+    """The 27B's layout (Q4_K matrices, Q6_K v, ffn_down and output, Q8_0 Gated DeltaNet gates, an
+    MTP block) at a tiny size: what the planner says for it is what loading it allocates."""
+    from support.qwen35_synthetic import TINY, write_qwen35
+
+    path = write_qwen35(tmp_path / "tiny-27b-layout.gguf", TINY)
+    for kv_cache in ("auto", "q8"):
+        engine = Engine.load(path, device="cpu", n_ctx=1024, kv_cache=kv_cache)
+        fill_prompt_checkpoints(engine)
+        plan = plan_memory(GGUFFile(path), 1024, "cpu", kv_cache)
+        real = allocated(engine)
+        assert (plan.weights, plan.mtp, plan.kv, plan.recurrent) == (real["weights"], real["mtp"], real["kv"], real["recurrent"])
