@@ -1,0 +1,135 @@
+"""The GPU engine on Qwen3.6-27B's shape, in one call of a lent device (issue 17): writes a random
+27B-shaped qwen35 GGUF with an MTP block in Q4_K_M-like types, loads it with packed weights (the
+Triton kernels) and the 8-bit KV cache, checks each block type's kernel against the dequantized
+reference on the device, then measures plain decode and its share of the memory-bandwidth bound,
+a forward of M = 1..8 rows, an MTP draft step, prefill with and without MTP, decode at long
+contexts, and peak memory. One table, and JSON with --json.
+
+    python benchmarks/gpu_bench.py [--shape 27b|tiny] [--device cuda] [--json out.json]
+
+`--shape tiny --device cpu` runs the same steps in seconds (what the tests do). Not measured yet:
+MTP decoding at a forced acceptance schedule (the loop has no hook for it), CUDA graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from inference import Engine  # noqa: E402
+from inference.generate import decode_step, prefill  # noqa: E402
+from inference.linear import StackedLinear, TritonLinear  # noqa: E402
+from inference.quants import dequantize  # noqa: E402
+from support.qwen35_synthetic import QWEN36_27B, TINY, write_qwen35  # noqa: E402
+
+SHAPES = {"27b": QWEN36_27B, "tiny": TINY}
+BANDWIDTH_GBS = {"H100": 3350, "H200": 4800}  # the cards' HBM bandwidth, GB/s, for the decode bound
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(device: torch.device, fn, repeat: int = 5) -> float:
+    """Median seconds of fn() over `repeat` runs after one warm-up."""
+    fn()
+    runs = []
+    for _ in range(repeat):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
+def check_kernels(engine: Engine) -> dict[str, float]:
+    """Per block type: the largest relative error of one packed matrix against its dequantized self."""
+    errors: dict[str, float] = {}
+    for module in engine.model.modules():
+        parts = module.parts if isinstance(module, StackedLinear) else [module]
+        for part in parts:
+            if not isinstance(part, TritonLinear) or part.qtype.name in errors:
+                continue
+            x = torch.randn(4, part.in_features, device=part.blocks.device)
+            want = x @ dequantize(part.blocks, part.qtype, (part.out_features, part.in_features)).t()
+            errors[part.qtype.name] = ((part(x).float() - want).norm() / want.norm()).item()
+    return errors
+
+
+def weight_bytes(engine: Engine) -> int:
+    seen = {}
+    for m in engine.model.modules():
+        for t in [*m._parameters.values(), *m._buffers.values(), *(v for v in vars(m).values() if isinstance(v, torch.Tensor))]:
+            if t is not None:
+                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+    return sum(seen.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=SHAPES, default="27b")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--contexts", default="131072,262144", help="decode at these context lengths (tokens)")
+    parser.add_argument("--prefill", type=int, default=8192)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    contexts = [int(c) for c in args.contexts.split(",")]
+    results: dict[str, object] = {"shape": args.shape, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
+    with tempfile.TemporaryDirectory() as scratch:
+        start = time.perf_counter()
+        path = write_qwen35(Path(scratch) / f"qwen35-{args.shape}.gguf", SHAPES[args.shape])
+        results["write_s"] = round(time.perf_counter() - start, 1)
+        start = time.perf_counter()
+        # room for the prompt, the steps timed after it (the cache only grows) and the long contexts
+        engine = Engine.load(path, device=args.device, weights="packed", kv_cache="q8", spec="mtp",
+                             n_ctx=max(max(contexts), args.prefill + 512) + 16)
+        results["load_s"] = round(time.perf_counter() - start, 1)
+    results["kernel_errors"] = check_kernels(engine)
+    model, cache = engine.model, engine.cache
+    results["weight_bytes"] = weight_bytes(engine)
+    with torch.inference_mode():
+        prompt = list(range(10, 10 + args.prefill))
+        engine.spec = "off"
+        engine.reset()
+        results["prefill_tok_s"] = round(args.prefill / timed(device, lambda: (engine.reset(), prefill(model, cache, prompt)), 2), 1)
+        drafter = engine.mtp_drafter
+        results["prefill_mtp_tok_s"] = round(args.prefill / timed(device, lambda: (
+            engine.reset(), prefill(model, cache, prompt, observers=[drafter]), drafter.draft(prompt[-1], prompt, 1)), 2), 1)
+        # the cache grows by the steps timed (a recurrent state cannot be cut back to any length)
+        step = timed(device, lambda: decode_step(model, cache, 7))
+        results["decode_tok_s"] = round(1 / step, 1)
+        bound = next((gbs for name, gbs in BANDWIDTH_GBS.items() if name in str(results["device"])), None)
+        if bound:
+            results["decode_bandwidth_share"] = round(results["weight_bytes"] / step / (bound * 1e9), 3)
+        rows = {}
+        for m in range(1, 9):
+            ids = torch.arange(m, device=device) + 5
+            rows[m] = timed(device, lambda: (model(ids, cache.length, cache), cache.tokens.extend([0] * m)))
+        results["forward_rows_cost"] = {m: round(t / rows[1], 2) for m, t in rows.items()}
+        results["mtp_draft_step_ms"] = round(1000 * timed(device, lambda: drafter.draft(7, prompt, 1)), 2)
+        for ctx in contexts:  # positions past the prompt hold whatever the cache holds: attention reads them all
+            cache.tokens[:] = [0] * (ctx - 8)
+            results[f"decode_{ctx}_tok_s"] = round(1 / timed(device, lambda: decode_step(model, cache, 7)), 1)
+    if device.type == "cuda":
+        results["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    for key, value in results.items():
+        print(f"{key:28} {value}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
