@@ -11,8 +11,9 @@ import pytest
 
 from agent.backends.base import Reply, TurnOptions, TurnSampling
 from agent.core.loop import Limits
-from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_README_LINES,
-                                 MAX_REWRITE_LINES, MAX_REWRITE_SAMPLES, NEW_FILE_TOKENS, WORKED_ANSWER, choose_workflow)
+from agent.core.workflow import (ANSWER_TOKENS, ATTEMPT_SAMPLING, DIAGNOSIS_TOKENS, MAX_ATTEMPTS, MAX_COVERAGE_ROUNDS,
+                                 MAX_README_LINES, MAX_REWRITE_LINES, MAX_REWRITE_SAMPLES, NEW_FILE_TOKENS, WORKED_ANSWER,
+                                 choose_workflow)
 from agent.core.workflow_text import runs_away, without_repeats
 from support.git_support import committed_project, init_and_commit
 from support.scripted_agent import run_scripted
@@ -478,7 +479,7 @@ def test_new_tests_that_leave_out_what_the_task_adds_are_rewritten_alone(repo):
     init_and_commit(repo)
     both = {"text": '["calc.py", "tests/test_calc.py"]'}
     elsewhere = {"text": f"```python\n{TEST}\n\ndef test_add_negative():\n    assert add(-1, 1) == 0\n```"}
-    turns = [both, DIAGNOSIS, SUBTRACT, elsewhere, DIAGNOSIS, elsewhere, DIAGNOSIS, SUBTRACT, subtract_test(1), ANSWERED]
+    turns = [both, DIAGNOSIS, SUBTRACT, elsewhere, DIAGNOSIS, subtract_test(1), ANSWERED]
     result, backend, events, agent = run(repo, turns, task="Add a `subtract` function to calc.py and add a test for it.")
     assert result.status == "done", result
     # the first tests pass and never call subtract: the code is kept, the tests alone rewritten
@@ -486,11 +487,22 @@ def test_new_tests_that_leave_out_what_the_task_adds_are_rewritten_alone(repo):
     assert "the task asks for a test of `subtract`, and no test uses it" in request
     assert "The code stays as it is; the tests are what changes now." in request and "def subtract(a, b)" in request
     assert "fails:" not in request  # the tests passed: no failure is shown
-    # the rewritten tests still leave it out: code and tests go back to before the attempt
-    third = backend.requests[6][-1]["content"]
-    assert "def subtract" not in third and "The code stays as it is" not in third
-    assert "the task asks for a test of `subtract`, and no test uses it" in third  # what it learned stays
     assert "assert subtract(3, 2) == 1" in (repo / "tests" / "test_calc.py").read_text()
+    writes = [e.arguments["path"] for e in events if type(e).__name__ == "ToolCallEvent" and e.name == "write_file"]
+    assert writes == ["calc.py", "tests/test_calc.py", "tests/test_calc.py"]  # the code was never undone
+
+
+def test_tests_that_still_leave_it_out_after_their_rewrite_are_kept_when_they_pass(repo):
+    """They exercise the code some other way: passing work is not thrown away for a name."""
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    elsewhere = {"text": f"```python\n{TEST}\n\ndef test_add_negative():\n    assert add(-1, 1) == 0\n```"}
+    # the repair, then the coverage rounds (subtract's line never runs), each writing the same tests
+    turns = [both, DIAGNOSIS, SUBTRACT, elsewhere] + [DIAGNOSIS, elsewhere] * (1 + MAX_COVERAGE_ROUNDS) + [ANSWERED]
+    result, backend, _, _ = run(repo, turns, task="Add a `subtract` function to calc.py and add a test for it.")
+    assert result.status == "done" and result.answer == ANSWERED["text"], result
+    assert "def subtract" in (repo / "calc.py").read_text() and "test_add_negative" in (repo / "tests" / "test_calc.py").read_text()
 
 
 def test_a_test_repair_that_fails_puts_code_and_tests_back_as_they_were(repo):

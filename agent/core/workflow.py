@@ -299,12 +299,12 @@ class FixWorkflow:
             if asks_for_tests(self.task) and (tests_in(file_text(root, p) for p in tests)
                                               <= tests_in(self.initial.get(p) for p in tests)):
                 unmet.append("the task asks for a new test, and no test was added")
-            elif asks_for_tests(self.task) and self._untested(root, tests):
+            elif asks_for_tests(self.task) and not unmet and self.repair is None and self._untested(root, tests):
+                # the code may be right: the tests are rewritten alone, once; after that passing
+                # tests that exercise it some other way (the function, not the flag) are kept
                 lesson = f"the task asks for a test of {self._untested(root, tests)}, and no test uses it"
-                if not unmet and self.repair is None:  # the code may be right: the tests are rewritten alone
-                    self._repair_tests(agent, "", [], [lesson])
-                    return
-                unmet.append(lesson)
+                self._repair_tests(agent, "", [], [lesson])
+                return
             failed = bool(unmet)
         if not failed and asks_for_tests(self.task) and self.coverage_rounds < MAX_COVERAGE_ROUNDS:
             unrun = self._unrun(agent)
