@@ -105,9 +105,11 @@ def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "a
         kv_layers = cfg.n_layer - sum(cfg.recurrent)
         recurrent = state_bytes(cfg.recurrent_state_values)
     per_layer = 2 * n_head_kv * head_dim * n_ctx * kv_bytes_per_value(device, kv_cache, head_dim)
+    activations = _activations(g, device, packed, d_model)
+    if kv_cache == "q8":  # a prompt chunk's attention reads one layer's keys and values dequantized
+        activations += 2 * n_head_kv * head_dim * n_ctx * _dtype_bytes(device)
     return MemoryPlan(device=device, n_ctx=n_ctx, kv_cache=kv_cache, weights=trunk, mtp=mtp + int(n_mtp * per_layer),
-                      kv=int(kv_layers * per_layer), recurrent=recurrent,
-                      activations=_activations(g, device, packed, d_model), kv_layers=kv_layers)
+                      kv=int(kv_layers * per_layer), recurrent=recurrent, activations=activations, kv_layers=kv_layers)
 
 
 def _activations(g: GGUFFile, device: str, packed: bool, d_model: int) -> int:
