@@ -163,7 +163,9 @@ class Engine:
                  kv_cache: str = "auto"):
         self.gguf, self.model, self.tokenizer, self.chat_template = gguf, model, tokenizer, chat_template
         self.device, self.dtype, self.packed_weights, self.kv_cache = device, dtype, packed_weights, kv_cache
-        self.cache = model.new_cache(n_ctx, dtype, kv_cache)
+        # a verify batch (the last token and up to spec_n_max drafts) rolls back to any of its rows:
+        # a recurrent state keeps a snapshot after each (150 MB apiece for the 27B)
+        self.cache = model.new_cache(n_ctx, dtype, kv_cache, max_rollback=spec_n_max + 1)
         self.mtp_head = mtp_head
         self.mtp_drafter = MTPDrafter(mtp_head, n_ctx, dtype, kv_cache) if mtp_head is not None else None
         self.ngram_drafter = NgramDrafter()

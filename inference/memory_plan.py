@@ -79,9 +79,11 @@ def kv_bytes_per_value(device: str, kv_cache: str, head_dim: int) -> float:
     return (1 + 2 / q8_block(head_dim)) if kv_cache == "q8" else _dtype_bytes(device)
 
 
-def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "auto", weights: str = "auto") -> MemoryPlan:
+def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "auto", weights: str = "auto",
+                spec_n_max: int = 3) -> MemoryPlan:
     """The plan for running `g` with a context of n_ctx tokens. weights: "auto" (packed on CPU,
-    dense on GPU), "packed" (on a GPU: the Triton kernels) or "dense", as Engine.load takes them."""
+    dense on GPU), "packed" (on a GPU: the Triton kernels) or "dense", and spec_n_max (the recurrent
+    state's rollback snapshots), as Engine.load takes them."""
     if kv_cache not in KV_CACHE_TYPES:
         raise ValueError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
     packed = weights == "packed" or (device == "cpu" and weights == "auto")
@@ -103,7 +105,7 @@ def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "a
     if g.architecture in qwen35.ARCHITECTURES:
         cfg = qwen35.Qwen35Config.from_gguf(g)
         kv_layers = cfg.n_layer - sum(cfg.recurrent)
-        recurrent = state_bytes(cfg.recurrent_state_values)
+        recurrent = state_bytes(cfg.recurrent_state_values, max_rollback=spec_n_max + 1)
     per_layer = 2 * n_head_kv * head_dim * n_ctx * kv_bytes_per_value(device, kv_cache, head_dim)
     activations = _activations(g, device, packed, d_model)
     if kv_cache == "q8":  # a prompt chunk's attention reads one layer's keys and values dequantized

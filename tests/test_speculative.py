@@ -121,7 +121,7 @@ class PlainReplay:
 def test_injected_drafts_partial_acceptance_and_exact_rollback(case: Case):
     ref = reference(case.ref)
     prompt, want = ids(ref, "prompt_ids"), ids(ref, "greedy_ids")
-    engine = Engine.load(case.path, device="cpu", spec="off")
+    engine = Engine.load(case.path, device="cpu", spec="off", spec_n_max=4)  # the cache keeps 4 + 1 snapshots
     drafter = InjectedDrafter(want, len(prompt), corrupt={2, 4, 5, 9, 14, 15, 16, 21}, cache=engine.cache)
     loop = SpeculativeLoop(engine.model, engine.cache, prompt, Sampler(SamplingParams()), 24, frozenset(),
                            drafters=[drafter], policy=DraftPolicy(n_max=4))

@@ -49,7 +49,7 @@ def cmd_models_info(args: argparse.Namespace) -> int:
     print(f"  {'':24}{'weights':>12}{'MTP':>12}{'KV cache':>12}{'recurrent':>12}{'activations*':>14}{'total':>12}")
     gpu_totals = {}
     for device, weights, label in LAYOUTS:
-        plan = plan_memory(g, ctx, device, args.kv_cache, weights)
+        plan = plan_memory(g, ctx, device, args.kv_cache, weights, args.spec_draft_n_max)
         if device == "cuda":
             gpu_totals[weights] = plan.total
         print(f"  {label:24}{mib(plan.weights):>12}{mib(plan.mtp):>12}{mib(plan.kv):>12}{mib(plan.recurrent):>12}"

@@ -111,7 +111,8 @@ class LlamaModel(nn.Module):
         self.rotary = Rotary(cfg.rope, device)
         self.device = device
 
-    def new_cache(self, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto") -> KVCache:
+    def new_cache(self, max_tokens: int, dtype: torch.dtype, kv_type: str = "auto", max_rollback: int = 0) -> KVCache:
+        """max_rollback: unused, attention rolls back by truncation (qwen35's recurrent state needs snapshots)."""
         cfg = self.cfg
         return KVCache(cfg.n_layer, cfg.n_head_kv, cfg.head_dim, max_tokens, dtype, self.device, kv_type)
 
