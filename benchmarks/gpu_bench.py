@@ -7,14 +7,18 @@ contexts, and peak memory. One table, and JSON with --json.
 
     python benchmarks/gpu_bench.py [--shape 27b|tiny] [--device cuda] [--json out.json]
 
+MTP decoding runs at a forced acceptance: the head drafts (its cost is real) but what is verified
+is the plain greedy continuation with each token made wrong with probability 1 - --acceptance, so
+random weights accept as a trained head would; the output must equal plain decoding.
 `--shape tiny --device cpu` runs the same steps in seconds (what the tests do). Not measured yet:
-MTP decoding at a forced acceptance schedule (the loop has no hook for it), CUDA graphs.
+CUDA graphs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -30,6 +34,9 @@ from inference import Engine  # noqa: E402
 from inference.generate import decode_step, prefill  # noqa: E402
 from inference.linear import StackedLinear, TritonLinear  # noqa: E402
 from inference.quants import dequantize  # noqa: E402
+from inference.sampling import Sampler, SamplingParams  # noqa: E402
+from inference.speculative import Draft, DraftPolicy, SpeculativeLoop  # noqa: E402
+from inference.generate import TokenLoop  # noqa: E402
 from support.qwen35_synthetic import QWEN36_27B, TINY, write_qwen35  # noqa: E402
 
 SHAPES = {"27b": QWEN36_27B, "tiny": TINY}
@@ -52,6 +59,65 @@ def timed(device: torch.device, fn, repeat: int = 5) -> float:
         sync(device)
         runs.append(time.perf_counter() - start)
     return statistics.median(runs)
+
+
+class ScheduledDrafter:
+    """The MTP head drafts, so its cost is real, but the tokens proposed are the plain greedy
+    continuation with each one wrong with probability 1 - rate (seeded)."""
+
+    free = False
+    name = "mtp"
+
+    def __init__(self, mtp, continuation: list[int], prompt_length: int, rate: float, vocab: int, seed: int = 0):
+        self.mtp, self.continuation, self.prompt_length, self.vocab = mtp, continuation, prompt_length, vocab
+        rng = random.Random(seed)
+        self.wrong = {i for i in range(len(continuation)) if rng.random() > rate}
+
+    def max_keep(self) -> int:
+        return self.mtp.max_keep()
+
+    def truncate(self, n_tokens: int) -> None:
+        self.mtp.truncate(n_tokens)
+
+    def observe(self, tokens, start, hidden) -> None:
+        self.mtp.observe(tokens, start, hidden)
+
+    def draft(self, last: int, context: list[int], n: int, worth=None) -> Draft:
+        self.mtp.draft(last, context, n)
+        first = len(context) + 1 - self.prompt_length  # the continuation's index of the first drafted token
+        tokens = [t if first + i not in self.wrong else (t + 1) % self.vocab
+                  for i, t in enumerate(self.continuation[first : first + n])]
+        return Draft(tokens, self.name, self.name)
+
+
+def mtp_decoding(engine: Engine, device: torch.device, rate: float, n_new: int = 48) -> dict[str, float]:
+    """Plain decoding, then MTP with N = 1..3 drafts at the forced acceptance: tokens/s and ratio."""
+    prompt = list(range(20, 84))
+    model, cache, end = engine.model, engine.cache, frozenset()
+
+    def run(loop_of) -> tuple[float, list[int]]:
+        engine.reset()
+        loop = loop_of()
+        sync(device)
+        start = time.perf_counter()
+        tokens = list(loop)
+        sync(device)
+        return time.perf_counter() - start, tokens
+
+    plain_s, reference = run(lambda: TokenLoop(model, cache, prompt, Sampler(SamplingParams()), n_new + 8, end))
+    plain_s, reference = run(lambda: TokenLoop(model, cache, prompt, Sampler(SamplingParams()), n_new, end))
+    out = {"plain_tok_s": round(n_new / plain_s, 1)}
+    vocab = engine.tokenizer.vocab_size
+    for n in (1, 2, 3):
+        def loop_of():
+            drafter = ScheduledDrafter(engine.mtp_drafter, reference + [0] * 8, len(prompt), rate, vocab)
+            return SpeculativeLoop(model, cache, prompt, Sampler(SamplingParams()), n_new, end, drafters=[drafter],
+                                   policy=DraftPolicy(n_max=n))
+        seconds, tokens = run(loop_of)
+        if tokens != reference:
+            raise SystemExit(f"MTP decoding with N={n} changed the output: speculation must be lossless")
+        out[f"n{n}_tok_s"], out[f"n{n}_ratio"] = round(n_new / seconds, 1), round(plain_s / seconds, 2)
+    return out
 
 
 def check_kernels(engine: Engine) -> dict[str, float]:
@@ -83,6 +149,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--contexts", default="131072,262144", help="decode at these context lengths (tokens)")
     parser.add_argument("--prefill", type=int, default=8192)
+    parser.add_argument("--acceptance", type=float, default=0.72, help="forced per-token acceptance of MTP drafts")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -120,6 +187,7 @@ def main() -> None:
             rows[m] = timed(device, lambda: (model(ids, cache.length, cache), cache.tokens.extend([0] * m)))
         results["forward_rows_cost"] = {m: round(t / rows[1], 2) for m, t in rows.items()}
         results["mtp_draft_step_ms"] = round(1000 * timed(device, lambda: drafter.draft(7, prompt, 1)), 2)
+        results["mtp_decoding"] = mtp_decoding(engine, device, args.acceptance)
         for ctx in contexts:  # positions past the prompt hold whatever the cache holds: attention reads them all
             cache.tokens[:] = [0] * (ctx - 8)
             results[f"decode_{ctx}_tok_s"] = round(1 / timed(device, lambda: decode_step(model, cache, 7)), 1)

@@ -31,6 +31,7 @@ def test_every_step_runs_and_lands_in_the_json(tmp_path, monkeypatch, capsys):
     for key in ("prefill_tok_s", "prefill_mtp_tok_s", "decode_tok_s", "mtp_draft_step_ms", "decode_1024_tok_s"):
         assert results[key] > 0, key
     assert list(results["forward_rows_cost"]) == [str(m) for m in range(1, 9)] and results["weight_bytes"] > 0
+    assert set(results["mtp_decoding"]) == {"plain_tok_s", *(f"n{n}_{k}" for n in (1, 2, 3) for k in ("tok_s", "ratio"))}
     assert "decode_tok_s" in capsys.readouterr().out
 
 
