@@ -143,6 +143,24 @@ def test_under_max_time_attempts_go_on_while_the_longest_so_far_fits(repo, monke
     assert result.status == "done" and (repo / "calc.py").read_text() == CALC
 
 
+def test_a_limit_in_the_middle_of_an_attempt_leaves_the_files_as_they_were(repo, monkeypatch):
+    """--max-time after the first of two rewrites: not half an edit on disk."""
+    import agent.core.loop as loop_module
+    from agent.backends.scripted import ScriptedBackend
+    (repo / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    init_and_commit(repo)
+    turns_taken = []
+    original = ScriptedBackend.complete
+    monkeypatch.setattr(ScriptedBackend, "complete", lambda self, *a, **k: turns_taken.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(loop_module, "time", type("Clock", (), {"monotonic": staticmethod(lambda: 10.0 * len(turns_taken))}))
+    both = {"text": '["calc.py", "tests/test_calc.py"]'}
+    agent, _, _, result = run_scripted(repo, [both, DIAGNOSIS, SUBTRACT, subtract_test(1)],
+                                       "Add a `subtract` function to calc.py and add a test for it.",
+                                       Limits(workflow="fix", max_seconds=35))
+    assert result.status == "limit" and agent.workflow.written == 1  # calc.py written, the tests not yet
+    assert (repo / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
+
+
 def test_a_rewrite_that_copies_the_file_is_told_so_and_drawn_again(repo):
     same = {"text": f"```python\n{CALC}```"}
     result, backend, events, _ = run(repo, [DIAGNOSIS, same, FIX, ANSWERED])

@@ -154,6 +154,8 @@ class Agent:
         except Interrupted as outcome:
             result = self._interrupted(outcome)
         except AgentExit as outcome:
+            if not isinstance(outcome, Done) and self.workflow is not None:
+                self.workflow.abandon(self)  # a limit mid-attempt leaves the last validated files, not half an edit
             result = self._result(outcome)
         self.env.workspace.cancel.clear()
         event = result.event(self.session.id)

@@ -443,6 +443,13 @@ class FixWorkflow:
         self.attempt_start = len(agent.messages)
         self._enter("diagnose")
 
+    def abandon(self, agent: Agent) -> None:
+        """The run stops (a limit) while an attempt has written some of its files: they go back to
+        the last state the command judged (a 1.5B's add_cli_skip_blank ended at --max-time with
+        countlines.py half rewritten)."""
+        if self.stage == "rewrite" and self.written > 0:
+            self._undo(agent)
+
     def _undo(self, agent: Agent) -> None:
         """Put the targets back as they were (a file the attempt created is removed) and the
         conversation where the attempt began."""
