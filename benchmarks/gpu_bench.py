@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from inference import Engine  # noqa: E402
-from inference.generate import decode_step, prefill  # noqa: E402
+from inference.generate import TokenLoop, decode_step, prefill  # noqa: E402
 from inference.linear import StackedLinear, TritonLinear  # noqa: E402
+from inference.memory_plan import module_tensors, tensor_storage_bytes  # noqa: E402
 from inference.quants import dequantize  # noqa: E402
 from inference.sampling import Sampler, SamplingParams  # noqa: E402
 from inference.speculative import Draft, DraftPolicy, SpeculativeLoop  # noqa: E402
-from inference.generate import TokenLoop  # noqa: E402
 from support.qwen35_synthetic import QWEN36_27B, TINY, write_qwen35  # noqa: E402
 
 SHAPES = {"27b": QWEN36_27B, "tiny": TINY}
@@ -134,15 +134,6 @@ def check_kernels(engine: Engine) -> dict[str, float]:
     return errors
 
 
-def weight_bytes(engine: Engine) -> int:
-    seen = {}
-    for m in engine.model.modules():
-        for t in [*m._parameters.values(), *m._buffers.values(), *(v for v in vars(m).values() if isinstance(v, torch.Tensor))]:
-            if t is not None:
-                seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-    return sum(seen.values())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=SHAPES, default="27b")
@@ -166,7 +157,7 @@ def main() -> None:
         results["load_s"] = round(time.perf_counter() - start, 1)
     results["kernel_errors"] = check_kernels(engine)
     model, cache = engine.model, engine.cache
-    results["weight_bytes"] = weight_bytes(engine)
+    results["weight_bytes"] = tensor_storage_bytes(module_tensors(engine.model))
     with torch.inference_mode():
         prompt = list(range(10, 10 + args.prefill))
         engine.spec = "off"

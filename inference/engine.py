@@ -21,7 +21,7 @@ from .grammar import GrammarConstraint
 from .models import load_model
 from .mtp import MTPHead
 from .sampling import Sampler, SamplingParams
-from .kv_cache import KV_CACHE_TYPES, KVCache
+from .kv_cache import KVCache, check_kv_cache
 from .linear import activations_of, check_activations, prefill_dtype_of, resolve_prefill_dtype, set_activations, set_prefill_dtype
 from .speculative import (MAX_DRAFT, MODES as SPEC_MODES, DraftModelDrafter, DraftPolicy, MTPDrafter, NgramDrafter, SpecStats, SpeculativeLoop,
                           StepCosts)
@@ -145,12 +145,11 @@ class Generation:
         return self.completion
 
 
-def _triton_available() -> bool:
+def _require_triton() -> None:
     try:
         import triton  # noqa: F401
     except ImportError:
         raise EngineError("packed weights on a GPU need triton (pip install triton; CUDA builds of torch bring it)") from None
-    return True
 
 
 class Engine:
@@ -212,12 +211,12 @@ class Engine:
             raise EngineError(f"dtype must be auto, {', '.join(DTYPES)}; not '{dtype}'")
         packed = weights != "dense" and dev.type == "cpu" and kernels.cpu is not None and dtype_ == torch.float32
         if weights == "packed" and dev.type == "cuda":
-            packed = _triton_available()  # on GPUs opt-in until measured there: auto stays dense
+            _require_triton()
+            packed = True  # on GPUs opt-in until measured there: auto stays dense
         elif weights == "packed" and not packed:
             raise EngineError("packed weights need the CPU kernels (x86-64 with AVX2 and a built C extension), "
                               "--device cpu and float32; or a GPU with triton installed")
-        if kv_cache not in KV_CACHE_TYPES:
-            raise EngineError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
+        check_kv_cache(kv_cache)  # before the weights load, not after
         if n_ctx is not None and n_ctx < 2:
             raise EngineError(f"context size must be at least 2 tokens, got {n_ctx}")
         try:

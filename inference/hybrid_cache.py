@@ -15,9 +15,9 @@ Attention rolls back by truncation; a recurrent state cannot, so it is kept at a
 
 from __future__ import annotations
 
-import torch
-
 from collections import OrderedDict
+
+import torch
 
 from .errors import EngineError
 from .kv_cache import KVCache

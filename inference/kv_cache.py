@@ -18,6 +18,11 @@ KV_CACHE_TYPES = ("auto", "q8")  # auto: the compute dtype (float32 on CPUs, bfl
 Q8_BLOCK = 32
 
 
+def check_kv_cache(kv_type: str) -> None:
+    if kv_type not in KV_CACHE_TYPES:
+        raise EngineError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_type}'")
+
+
 def q8_block(head_dim: int) -> int:
     """Values per scale: 32, or the whole head where 32 does not divide it."""
     return Q8_BLOCK if head_dim % Q8_BLOCK == 0 else head_dim
@@ -45,8 +50,7 @@ class ContextFullError(EngineError):
 class KVCache:
     def __init__(self, n_layer: int, n_head_kv: int, head_dim: int, max_tokens: int,
                  dtype: torch.dtype, device: torch.device, kv_type: str = "auto"):
-        if kv_type not in KV_CACHE_TYPES:
-            raise EngineError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_type}'")
+        check_kv_cache(kv_type)
         shape = (n_layer, n_head_kv, max_tokens, head_dim)
         self.quantized = kv_type == "q8"
         self.dtype = dtype  # what attention reads

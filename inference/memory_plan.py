@@ -18,7 +18,7 @@ import torch
 from .generate import PREFILL_CHUNK
 from .gguf_file import GGUFFile, TensorInfo
 from .hybrid_cache import state_bytes
-from .kv_cache import KV_CACHE_TYPES, q8_block
+from .kv_cache import check_kv_cache, q8_block
 from .linear import SCRATCH_MAX_BYTES, packed_kernel_for
 from .models import qwen35
 
@@ -37,7 +37,6 @@ class MemoryPlan:
     kv: int  # the trunk's attention KV cache
     recurrent: int  # Gated DeltaNet state, rollback snapshots and prompt checkpoints
     activations: int  # an estimate: one prefill chunk's largest tensors and the dequantization scratch
-    kv_layers: int  # the trunk's layers with attention KV
 
     @property
     def total(self) -> int:
@@ -84,8 +83,7 @@ def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "a
     """The plan for running `g` with a context of n_ctx tokens. weights: "auto" (packed on CPU,
     dense on GPU), "packed" (on a GPU: the Triton kernels) or "dense", and spec_n_max (the recurrent
     state's rollback snapshots), as Engine.load takes them."""
-    if kv_cache not in KV_CACHE_TYPES:
-        raise ValueError(f"--kv-cache must be one of {', '.join(KV_CACHE_TYPES)}, not '{kv_cache}'")
+    check_kv_cache(kv_cache)
     packed = weights == "packed" or (device == "cpu" and weights == "auto")
     n_layer = int(g.arch_get("block_count", 0) or 0)
     n_mtp = int(g.arch_get("nextn_predict_layers", 0) or 0)
@@ -111,17 +109,16 @@ def plan_memory(g: GGUFFile, n_ctx: int, device: str = "cpu", kv_cache: str = "a
     if kv_cache == "q8":  # a prompt chunk's attention reads one layer's keys and values dequantized
         activations += 2 * n_head_kv * head_dim * n_ctx * _dtype_bytes(device)
     return MemoryPlan(device=device, n_ctx=n_ctx, kv_cache=kv_cache, weights=trunk, mtp=mtp + int(n_mtp * per_layer),
-                      kv=int(kv_layers * per_layer), recurrent=recurrent, activations=activations, kv_layers=kv_layers)
+                      kv=int(kv_layers * per_layer), recurrent=recurrent, activations=activations)
 
 
 def _activations(g: GGUFFile, device: str, packed: bool, d_model: int) -> int:
     """An estimate: a prefill chunk's residual stream, normed copy and widest projection output
     in float32, plus (packed) the scratch that the widest matrix is dequantized into for it."""
-    widest = max((t.shape[0] for t in g.tensors.values() if len(t.shape) == 2 and t.name.startswith("blk.")), default=0)
-    rows = PREFILL_CHUNK
-    total = 4 * rows * (3 * d_model + 2 * widest)
+    matrices = [t for t in g.tensors.values() if len(t.shape) == 2 and t.name.startswith("blk.")]
+    total = 4 * PREFILL_CHUNK * (3 * d_model + 2 * max((t.shape[0] for t in matrices), default=0))
     if packed and device == "cpu":
-        largest = max((t.n_elements for t in g.tensors.values() if len(t.shape) == 2 and t.name.startswith("blk.")), default=0)
+        largest = max((t.n_elements for t in matrices), default=0)
         total += min(2 * largest, SCRATCH_MAX_BYTES)  # bf16 or float32 scratch; 2 bytes where prefill runs in bf16
     return total
 
@@ -137,6 +134,15 @@ def parse_size(text: str) -> int:
     return int(float(number) * base ** power)
 
 
+def module_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
+    """Every tensor a model holds: parameters, buffers and plain tensor attributes (packed blocks)."""
+    found = []
+    for m in module.modules():
+        found += [t for t in [*m._parameters.values(), *m._buffers.values()] if t is not None]
+        found += [t for t in vars(m).values() if isinstance(t, torch.Tensor)]
+    return found
+
+
 def tensor_storage_bytes(tensors: list[torch.Tensor]) -> int:
     """What a set of tensors holds allocated, each storage once (views and tied weights share one)."""
     seen: dict[int, int] = {}
@@ -144,4 +150,3 @@ def tensor_storage_bytes(tensors: list[torch.Tensor]) -> int:
         storage = t.untyped_storage()
         seen[storage.data_ptr()] = storage.nbytes()
     return sum(seen.values())
-

@@ -10,19 +10,10 @@ from agent.frontends.cli import main
 from inference import Engine
 from inference.gguf_file import GGUFFile
 from inference.hybrid_cache import PROMPT_CHECKPOINTS
-from inference.memory_plan import parse_size, plan_memory, tensor_storage_bytes
+from inference.memory_plan import module_tensors, parse_size, plan_memory, tensor_storage_bytes
 from support.qwen35_fixtures import FIXTURES
 
 QWEN35 = [FIXTURES / f"{name}.gguf" for name in ("qwen35-dense-Q4_K_M", "qwen35-dense-F32", "qwen35moe-F32")]
-
-
-def module_tensors(module: torch.nn.Module) -> list[torch.Tensor]:
-    """Every tensor a model holds: parameters, buffers and plain tensor attributes (packed blocks)."""
-    found = []
-    for m in module.modules():
-        found += [t for t in [*m._parameters.values(), *m._buffers.values()] if t is not None]
-        found += [t for t in vars(m).values() if isinstance(t, torch.Tensor)]
-    return found
 
 
 def allocated(engine: Engine) -> dict[str, int]:

@@ -54,8 +54,7 @@ def test_a_model_with_triton_packed_weights_decodes_as_the_dense_one(monkeypatch
     assert TritonLinear in kinds and not any(isinstance(m, DenseLinear) and m.weight.dim() == 2
                                              for m in triton_engine.model.modules())
     from inference.gguf_file import GGUFFile
-    from inference.memory_plan import plan_memory, tensor_storage_bytes
-    from test_memory_plan import module_tensors
+    from inference.memory_plan import module_tensors, plan_memory, tensor_storage_bytes
 
     planned = plan_memory(GGUFFile(path), triton_engine.cache.max_tokens, "cpu", "auto", "packed")
     assert planned.weights == tensor_storage_bytes(module_tensors(triton_engine.model))

@@ -4,7 +4,6 @@ code blocks of replies; plain functions over text."""
 from __future__ import annotations
 
 import ast
-import itertools
 import re
 from pathlib import Path
 from typing import Iterable
